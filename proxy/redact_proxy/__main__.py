@@ -1,0 +1,3 @@
+from redact_proxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""Admin HTTP endpoints: ``/healthz`` (process alive), ``/readyz`` (serving and not
+draining: Kubernetes routes traffic only while it is 200) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from redact_proxy.telemetry import Telemetry
+
+
+class Admin:
+    def __init__(self, telemetry: Telemetry):
+        self.telemetry = telemetry
+        self.ready = False  # set by the service once receivers listen, cleared on drain
+        self.runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.telemetry.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def start(self, host: str, port: int) -> None:
+        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, host, port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -1,0 +1,40 @@
+"""Forwarders: send a redacted Batch upstream and return upstream's export response.
+
+Strategy: one class per kind of upstream (gRPC, OTLP/HTTP, file, debug), all with the same
+three methods. ``forward`` is synchronous in the OTLP sense: it returns only after
+upstream answered, so the client's answer means what it says. Upstream failures are
+raised as the ``Upstream*`` errors of ``errors.py``; nothing is retried here — the client
+(an OTel SDK) owns retries, and the proxy holds no data it could lose.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from redact_proxy.codec import Batch
+from redact_proxy.settings import Settings
+
+
+class Forwarder(Protocol):
+    async def start(self) -> None: ...
+
+    async def forward(self, batch: Batch) -> Message: ...
+
+    async def close(self) -> None: ...
+
+
+def build(settings: Settings) -> Forwarder:
+    kind = settings.upstream.kind
+    if kind == "grpc":
+        from redact_proxy.forward.grpc import GrpcForwarder
+
+        return GrpcForwarder(settings)
+    if kind == "http":
+        from redact_proxy.forward.http import HttpForwarder
+
+        return HttpForwarder(settings)
+    from redact_proxy.forward.files import DebugForwarder, FileForwarder
+
+    return FileForwarder(settings.upstream.target) if kind == "file" else DebugForwarder()

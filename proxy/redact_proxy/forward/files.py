@@ -1,0 +1,50 @@
+"""`file:PATH` and `debug` sinks: one OTLP-JSON export request per line.
+
+The line format is the collector's file exporter format, so ``jq`` and the collector's
+``otlpjsonfile`` receiver read it. Only redacted batches reach a forwarder, so nothing
+unredacted is ever written.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from google.protobuf.message import Message
+
+from redact_proxy.codec import Batch, Format
+
+
+class FileForwarder:
+    def __init__(self, path: str):
+        self.path = path
+        self._file = None
+
+    async def start(self) -> None:
+        # Opened once, appended to, flushed per batch so `tail -f` shows each one.
+        self._file = open(self.path, "ab")
+
+    async def forward(self, batch: Batch) -> Message:
+        self._file.write(batch.to_bytes(Format.JSON) + b"\n")
+        self._file.flush()
+        return batch.signal.response()
+
+    async def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class DebugForwarder:
+    """Redacted OTLP-JSON on stdout: what a newcomer sees with no upstream configured."""
+
+    async def start(self) -> None:
+        pass
+
+    async def forward(self, batch: Batch) -> Message:
+        out = sys.stdout.buffer
+        out.write(batch.to_bytes(Format.JSON) + b"\n")
+        out.flush()
+        return batch.signal.response()
+
+    async def close(self) -> None:
+        pass

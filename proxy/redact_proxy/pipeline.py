@@ -1,0 +1,91 @@
+"""One export request, after its receiver read it: admit, decode, scrub, forward, count.
+
+Strategy: the receivers own their wire protocol and nothing else; this is the single path
+every batch takes, in one direction: codec -> scrub -> forward. The policy in force is
+read once per request from an immutable (policy, counters) pair, so a reload swaps the
+pair atomically and a request in flight finishes on the policy it started with.
+
+Fail closed: any exception while scrubbing becomes RedactionFailed and the batch is not
+forwarded. Nothing from the batch is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from google.protobuf.message import Message
+
+from redact_proxy.codec import Batch, Format
+from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamError
+from redact_proxy.forward import Forwarder
+from redact_proxy.policy import CompiledPolicy
+from redact_proxy.scrub import scrub
+from redact_proxy.signals import Signal
+from redact_proxy.telemetry import Telemetry
+
+log = logging.getLogger("redact_proxy")
+
+
+class Pipeline:
+    def __init__(self, policy: CompiledPolicy, forwarder: Forwarder, telemetry: Telemetry, max_inflight: int):
+        self.forwarder = forwarder
+        self.telemetry = telemetry
+        self.max_inflight = max_inflight
+        self.inflight = 0
+        self._active: tuple[CompiledPolicy, dict] = (policy, telemetry.rules_for(policy))
+        telemetry.set_policy(policy)
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._active[0]
+
+    def set_policy(self, policy: CompiledPolicy) -> None:
+        """Swap the policy for requests that start from now on."""
+        self._active = (policy, self.telemetry.rules_for(policy))
+        self.telemetry.set_policy(policy)
+
+    async def export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:
+        """Redact and forward one export request body; returns upstream's response.
+        Raises a RequestError subclass the receiver turns into its answer."""
+        if self.inflight >= self.max_inflight:
+            raise Overloaded(f"more than --max-inflight ({self.max_inflight}) requests in progress")
+        self.inflight += 1
+        self.telemetry.inflight.inc()
+        try:
+            return await self._export(signal, transport, body, fmt)
+        finally:
+            self.inflight -= 1
+            self.telemetry.inflight.dec()
+
+    async def _export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:
+        policy, rule_counters = self._active
+        handles = self.telemetry.signal(signal.name, transport)
+        started = time.perf_counter()
+        batch = Batch.from_bytes(signal, body, fmt)
+        try:
+            report = scrub(signal.name, batch.message, policy)
+        except Exception as exc:  # any failure at all: refuse, never forward as it was
+            log.error("redaction failed, batch refused (%s, %s)", signal.name, exc.__class__.__name__)
+            raise RedactionFailed("redaction failed; the batch was refused, not forwarded") from exc
+        batch.changed = report.changed
+        handles.redact_duration.observe(time.perf_counter() - started)
+        handles.received.inc(report.items_in)
+        redacted, dropped = rule_counters[signal.name]
+        for i, n in enumerate(report.redactions):
+            if n:
+                redacted[i].inc(n)
+        for i, n in enumerate(report.dropped):
+            if n:
+                dropped[i].inc(n)
+        if report.items_out == 0:
+            # Nothing left to send (empty request, or every item dropped): upstream has
+            # nothing to accept, the client is told all is well.
+            return signal.response()
+        try:
+            response = await self.forwarder.forward(batch)
+        except UpstreamError as exc:
+            self.telemetry.upstream_error(signal.name, getattr(exc, "code", "error"))
+            raise
+        handles.forwarded.inc(report.items_out)
+        return response

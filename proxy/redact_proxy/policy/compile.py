@@ -1,0 +1,220 @@
+"""Checked policy -> ``CompiledPolicy``: everything the hot path needs, decided up front.
+
+Strategy: for each (signal, level) that exists, a ``Decider`` holds only the rules that
+apply there, already compiled. A key's fate is computed once and memoised in the
+decider (keys are few, values many), so scrubbing a known key is one dict lookup. The
+hash function, the drop predicates and the value rewriters are plain callables built
+here; nothing downstream reads the policy document again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import re2
+
+from redact_proxy.errors import PolicyError
+from redact_proxy.policy.schema import (
+    LEVELS_OF, SIGNAL_NAMES, Action, Level, PolicyDoc, Rule, compile_regex, load_file,
+)
+
+MIN_KEY_BYTES = 16  # an HMAC key shorter than this is guessable; refuse it
+DECISION_CACHE_LIMIT = 4096  # memoised keys per decider; a flood of unique keys resets it
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one attribute key. ``action is None`` means: keep it."""
+
+    action: Action | None
+    rule: int = -1  # index into CompiledPolicy.rules, for the redaction counters
+    rewrite: Callable[[str], str] | None = None  # sanitize_*: string -> string
+
+
+KEEP = Decision(None)
+
+
+class Decider:
+    """Key -> Decision for one (signal, level), memoised."""
+
+    __slots__ = ("key_rules", "keep_only", "top", "nested", "has_key_rules")
+
+    def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...]):
+        self.key_rules = key_rules
+        self.keep_only = keep_only
+        self.has_key_rules = bool(key_rules)
+        self.top: dict[str, Decision] = {}  # attributes: key rules, then keep_only
+        self.nested: dict[str, Decision] = {}  # keys inside kvlists: key rules only
+
+    def decide(self, key: str) -> Decision:
+        d = self.top.get(key)
+        if d is None:
+            d = self._first_match(key)
+            if d is KEEP and self.keep_only and not any(r.matches(key) for r in self.keep_only):
+                d = Decision(Action.KEEP_ONLY, self.keep_only[0].index)
+            if len(self.top) >= DECISION_CACHE_LIMIT:
+                self.top.clear()
+            self.top[key] = d
+        return d
+
+    def decide_nested(self, key: str) -> Decision:
+        d = self.nested.get(key)
+        if d is None:
+            d = self._first_match(key)
+            if len(self.nested) >= DECISION_CACHE_LIMIT:
+                self.nested.clear()
+            self.nested[key] = d
+        return d
+
+    def _first_match(self, key: str) -> Decision:
+        for rule in self.key_rules:
+            if rule.matches(key):
+                return rule.decision
+        return KEEP
+
+
+class _KeyRule:
+    __slots__ = ("index", "keys", "regexes", "decision")
+
+    def __init__(self, rule: Rule, decision: Decision):
+        self.index = rule.index
+        self.keys = frozenset(rule.keys)
+        self.regexes = tuple(compile_regex(p) for p in rule.patterns)
+        self.decision = decision
+
+    def matches(self, key: str) -> bool:
+        return key in self.keys or any(r.fullmatch(key) for r in self.regexes)
+
+
+@dataclass(frozen=True)
+class DropRule:
+    index: int
+    key: str
+    test: Callable[[str], bool]  # on the canonical text of the attribute's value
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    source: str
+    sha256: str
+    rules: tuple[Rule, ...]
+    hasher: Callable[[bytes], str]
+    deciders: dict[tuple[str, Level], Decider]
+    drops: dict[str, tuple[DropRule, ...]]  # by signal name
+    maskers: tuple  # reserved for `mask` rules (value-level), applied after key rules
+
+    def decider(self, signal: str, level: Level) -> Decider:
+        return self.deciders[(signal, level)]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.rules:
+            counts[r.action.value] = counts.get(r.action.value, 0) + 1
+        parts = ", ".join(f"{n} {a}" for a, n in counts.items())
+        return f"{len(self.rules)} rules ({parts})" if self.rules else "0 rules"
+
+
+def load(path: str | Path, environ: dict[str, str] | None = None) -> CompiledPolicy:
+    """Load, check and compile a policy file. Raises PolicyError with every problem."""
+    return compile_policy(load_file(path), environ)
+
+
+def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> CompiledPolicy:
+    environ = os.environ if environ is None else environ
+    hasher = _hasher(doc, environ)
+    deciders: dict[tuple[str, Level], Decider] = {}
+    errors: list[str] = []
+    compiled: dict[int, _KeyRule] = {}
+    for rule in doc.rules:
+        if rule.action in _VALUE_REWRITERS or rule.action in (Action.DELETE, Action.HASH, Action.KEEP_ONLY):
+            try:
+                compiled[rule.index] = _KeyRule(rule, _decision(rule))
+            except re2.error:
+                errors.append(f"{doc.source}:{rule.where}: invalid RE2 regex in patterns")
+    if errors:
+        raise PolicyError(errors)
+    for signal in SIGNAL_NAMES:
+        for level in LEVELS_OF[signal]:
+            applies = [r for r in doc.rules if signal in r.signals and level in r.levels]
+            key_rules = tuple(compiled[r.index] for r in applies if r.index in compiled and r.action is not Action.KEEP_ONLY)
+            keep = tuple(compiled[r.index] for r in applies if r.action is Action.KEEP_ONLY)
+            deciders[(signal, level)] = Decider(key_rules, keep)
+    drops = {
+        s: tuple(_drop(r) for r in doc.rules if r.action is Action.DROP and s in r.signals and r.when)
+        for s in SIGNAL_NAMES
+    }
+    masks = tuple(r for r in doc.rules if r.action is Action.MASK)
+    if masks:
+        first = masks[0]
+        raise PolicyError([f"{doc.source}:{first.where}: action mask is not supported by this release yet"])
+    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, ())
+
+
+def _decision(rule: Rule) -> Decision:
+    rewrite = _VALUE_REWRITERS[rule.action](rule) if rule.action in _VALUE_REWRITERS else None
+    return Decision(rule.action, rule.index, rewrite)
+
+
+def _sanitize_sql(rule: Rule) -> Callable[[str], str]:
+    from redact_proxy.policy.sql import sanitize_sql
+
+    return sanitize_sql
+
+
+def _sanitize_url(rule: Rule) -> Callable[[str], str]:
+    from redact_proxy.policy.url import sanitize_url
+
+    path_ids = rule.path_ids
+    return lambda value: sanitize_url(value, path_ids=path_ids)
+
+
+_VALUE_REWRITERS = {Action.SANITIZE_SQL: _sanitize_sql, Action.SANITIZE_URL: _sanitize_url}
+
+
+def _drop(rule: Rule) -> DropRule:
+    when = rule.when
+    if when.op == "matches":
+        regex = compile_regex(when.values[0])
+        test = lambda text: regex.fullmatch(text) is not None  # noqa: E731
+    else:
+        values = frozenset(when.values)
+        test = values.__contains__
+    return DropRule(rule.index, when.key, test)
+
+
+def _unkeyed_use(data: bytes) -> str:
+    raise RuntimeError("no rule of this policy hashes, so no hash key was loaded")
+
+
+def _hasher(doc: PolicyDoc, environ) -> Callable[[bytes], str]:
+    spec = doc.hash
+    if spec.algorithm == "sha256":
+        return lambda data: hashlib.sha256(data).hexdigest()
+    where = f"{doc.source}:{spec.where}"
+    if not any(r.action is Action.HASH or "{hash}" in r.replacement for r in doc.rules):
+        return _unkeyed_use  # nothing hashes: a policy without hash rules needs no key
+    if spec.key_env:
+        value = environ.get(spec.key_env)
+        if not value:
+            raise PolicyError([f"{where}.key_env: environment variable {spec.key_env} is not set; the hash key is required"])
+        key = value.encode()
+    else:
+        try:
+            key = Path(spec.key_file).read_bytes().strip()
+        except OSError as exc:
+            raise PolicyError([f"{where}.key_file: cannot read {spec.key_file}: {exc.strerror}"]) from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise PolicyError([f"{where}: hash key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required (e.g. `openssl rand -hex 32`)"])
+    base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def hmac_sha256(data: bytes) -> str:
+        h = base.copy()  # reuses the keyed inner/outer state: no re-keying per value
+        h.update(data)
+        return h.hexdigest()
+
+    return hmac_sha256

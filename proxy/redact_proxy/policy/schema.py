@@ -1,0 +1,528 @@
+"""Policy file -> checked model, with every error located.
+
+Strategy: the YAML is composed into nodes (which carry line and column marks), then walked
+once by hand. Each problem becomes a line ``FILE:LINE:COL: yaml.path: message`` naming the
+bad value and what was expected; all of them are collected and raised together as a
+``PolicyError``, so an operator fixes a file in one round. Nothing here compiles regexes
+beyond checking them, reads keys, or touches telemetry: that is ``compile.py``.
+
+Two inputs are accepted (SPEC section 6): a redact-proxy policy (``version: 1``) and a
+collector config whose ``processors: attributes/*`` hold ``delete``/``hash`` actions.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import re2
+import yaml
+
+from redact_proxy.errors import PolicyError
+
+
+class Action(enum.Enum):
+    DELETE = "delete"
+    HASH = "hash"
+    MASK = "mask"
+    SANITIZE_SQL = "sanitize_sql"
+    SANITIZE_URL = "sanitize_url"
+    KEEP_ONLY = "keep_only"
+    DROP = "drop"
+
+
+class Level(enum.Enum):
+    RESOURCE = "resource"
+    SCOPE = "scope"
+    SPAN = "span"
+    EVENT = "event"
+    LINK = "link"
+    DATAPOINT = "datapoint"  # data point attributes, and a metric's metadata
+    EXEMPLAR = "exemplar"
+    LOG = "log"  # log record attributes, and keys inside a structured log body
+
+
+SIGNAL_NAMES = ("traces", "metrics", "logs")
+# Which levels exist in which signal: a rule restricted to levels its signals lack would
+# silently do nothing, so that is an error.
+LEVELS_OF = {
+    "traces": frozenset({Level.RESOURCE, Level.SCOPE, Level.SPAN, Level.EVENT, Level.LINK}),
+    "metrics": frozenset({Level.RESOURCE, Level.SCOPE, Level.DATAPOINT, Level.EXEMPLAR}),
+    "logs": frozenset({Level.RESOURCE, Level.SCOPE, Level.LOG}),
+}
+MASK_TARGETS = ("attributes", "span_name", "event_name", "log_body")
+HASH_ALGORITHMS = ("hmac-sha256", "sha256")
+DEFAULT_KEY_ENV = "REDACT_PROXY_HASH_KEY"
+
+_COMMON = {"name", "action", "description", "signals", "levels"}
+_KEYED = {"keys", "patterns"}
+FIELDS_OF: dict[Action, frozenset[str]] = {
+    Action.DELETE: frozenset(_COMMON | _KEYED),
+    Action.HASH: frozenset(_COMMON | _KEYED),
+    Action.KEEP_ONLY: frozenset(_COMMON | _KEYED),
+    Action.SANITIZE_SQL: frozenset(_COMMON | _KEYED),
+    Action.SANITIZE_URL: frozenset(_COMMON | _KEYED | {"path_ids"}),
+    Action.MASK: frozenset(
+        _COMMON | _KEYED | {"detectors", "regexes", "targets", "replacement"}
+    ),
+    Action.DROP: frozenset(_COMMON | {"when"}),
+}
+_NAME_RE = re2.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are reported by us, located; not by absl on stderr
+
+
+def compile_regex(pattern: str):
+    """RE2 only: linear-time matching, so no policy regex can be turned into a ReDoS."""
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Where:
+    line: int  # 1-based
+    col: int  # 1-based
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.col}: {self.path}"
+
+
+@dataclass(frozen=True)
+class When:
+    key: str
+    op: str  # "in" | "equals" | "matches"
+    values: tuple[str, ...]  # canonical text of the scalars (see scrub.attributes.text_of)
+    where: Where
+
+
+@dataclass(frozen=True)
+class Rule:
+    index: int
+    name: str
+    action: Action
+    keys: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    signals: frozenset[str] = frozenset(SIGNAL_NAMES)
+    levels: frozenset[Level] = frozenset(Level)
+    when: When | None = None
+    detectors: tuple[str, ...] = ()
+    regexes: tuple[str, ...] = ()
+    targets: frozenset[str] = frozenset({"attributes"})
+    replacement: str = "[REDACTED]"
+    path_ids: bool = False
+    where: Where = field(default=Where(1, 1, "rules"), compare=False)
+
+
+@dataclass(frozen=True)
+class HashSpec:
+    algorithm: str = "hmac-sha256"
+    key_env: str | None = None
+    key_file: str | None = None
+    where: Where = field(default=Where(1, 1, "hash"), compare=False)
+
+
+@dataclass(frozen=True)
+class PolicyCase:
+    """One ``tests:`` case (run by ``redact-proxy test``)."""
+
+    name: str
+    signal: str
+    level: Level
+    input: dict
+    expect: dict
+    where: Where
+
+
+@dataclass(frozen=True)
+class PolicyDoc:
+    source: str  # file name, for messages
+    sha256: str  # of the file's bytes: redact_proxy_policy_info{sha256}
+    hash: HashSpec
+    rules: tuple[Rule, ...]
+    tests: tuple[PolicyCase, ...] = ()
+    from_collector: bool = False
+
+
+# --- YAML nodes with locations ------------------------------------------------------------
+
+
+class _Errors:
+    def __init__(self, source: str):
+        self.source = source
+        self.lines: list[str] = []
+
+    def add(self, node: yaml.Node | None, path: str, message: str) -> None:
+        line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
+        self.lines.append(f"{self.source}:{line}:{col}: {path}: {message}")
+
+
+def _where(node: yaml.Node, path: str) -> Where:
+    return Where(node.start_mark.line + 1, node.start_mark.column + 1, path)
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")  # turns scalar nodes into Python values (int, bool, ...)
+
+
+def _scalar(node: yaml.Node):
+    return _CONSTRUCTOR.construct_object(node, deep=True)
+
+
+def _mapping(node, path, errs) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+    """A mapping node as {key: (key_node, value_node)}, reporting duplicate keys (which
+    PyYAML would silently collapse)."""
+    if not isinstance(node, yaml.MappingNode):
+        errs.add(node, path, f"expected a mapping, got {_kind(node)}")
+        return None
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for knode, vnode in node.value:
+        key = _scalar(knode) if isinstance(knode, yaml.ScalarNode) else None
+        if not isinstance(key, str):
+            errs.add(knode, path, "mapping keys must be strings")
+            continue
+        if key in out:
+            errs.add(knode, f"{path}.{key}", "duplicate key")
+            continue
+        out[key] = (knode, vnode)
+    return out
+
+
+def _kind(node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    value = _scalar(node)
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _unknown(fields, allowed, path, errs, what) -> None:
+    for name, (knode, _) in fields.items():
+        if name not in allowed:
+            errs.add(
+                knode, f"{path}.{name}",
+                f"unknown field for {what}; expected one of: {', '.join(sorted(allowed))}",
+            )
+
+
+def _str(node, path, errs) -> str | None:
+    if isinstance(node, yaml.ScalarNode):
+        value = _scalar(node)
+        if isinstance(value, str) and value:
+            return value
+    errs.add(node, path, f"expected a non-empty string, got {_kind(node)}")
+    return None
+
+
+def _str_list(node, path, errs) -> list[tuple[str, yaml.Node]]:
+    if not isinstance(node, yaml.SequenceNode):
+        errs.add(node, path, f"expected a list of strings, got {_kind(node)}")
+        return []
+    out = []
+    for i, item in enumerate(node.value):
+        value = _str(item, f"{path}[{i}]", errs)
+        if value is not None:
+            out.append((value, item))
+    return out
+
+
+def _choices(node, path, errs, allowed: tuple[str, ...]) -> list[str]:
+    out = []
+    for j, (value, item) in enumerate(_str_list(node, path, errs)):
+        if value in allowed:
+            out.append(value)
+        else:
+            errs.add(item, f"{path}[{j}]", f"unknown value {value!r}; expected one of: {', '.join(allowed)}")
+    return out
+
+
+def text_of_scalar(value) -> str:
+    """Canonical text of a YAML scalar, matching how attribute values are compared."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# --- the policy document ----------------------------------------------------------------
+
+
+def load_file(path: str | Path) -> PolicyDoc:
+    """Read and check a policy (or collector config) file. Raises PolicyError."""
+    path = Path(path)
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError([f"{source}:1:1: cannot read policy file: {exc.strerror}"]) from exc
+    return parse(data, source)
+
+
+def parse(data: bytes, source: str) -> PolicyDoc:
+    errs = _Errors(source)
+    try:
+        root = yaml.compose(data, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise PolicyError([f"{source}:{line}:{col}: (yaml): {exc.problem or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError([f"{source}:1:1: (yaml): {exc}"]) from exc
+    if root is None:
+        raise PolicyError([f"{source}:1:1: (root): the file is empty; expected a policy"])
+    sha = hashlib.sha256(data).hexdigest()
+    top = _mapping(root, "(root)", errs)
+    if top is None:
+        raise PolicyError(errs.lines)
+    if "processors" in top and "version" not in top:
+        from redact_proxy.policy.collector import rules_from_collector  # closed import cycle
+
+        rules = rules_from_collector(top, errs)
+        if errs.lines:
+            raise PolicyError(errs.lines)
+        return PolicyDoc(source, sha, HashSpec(algorithm="sha256"), rules, from_collector=True)
+
+    _unknown(top, {"version", "hash", "rules", "tests"}, "", errs, "a policy")
+    if "version" not in top:
+        errs.add(root, "version", "missing; expected `version: 1`")
+    else:
+        _, vnode = top["version"]
+        if not (isinstance(vnode, yaml.ScalarNode) and _scalar(vnode) == 1):
+            errs.add(vnode, "version", f"unsupported version {_kind(vnode)}; expected 1")
+    hash_spec = _hash_section(top.get("hash"), errs)
+    rules: list[Rule] = []
+    if "rules" not in top:
+        errs.add(root, "rules", "missing; a policy needs a `rules:` list")
+    else:
+        _, rnode = top["rules"]
+        if not isinstance(rnode, yaml.SequenceNode):
+            errs.add(rnode, "rules", f"expected a list of rules, got {_kind(rnode)}")
+        else:
+            seen: dict[str, int] = {}
+            for i, node in enumerate(rnode.value):
+                rule = _rule(node, i, errs)
+                if rule is None:
+                    continue
+                if rule.name in seen:
+                    errs.add(node, f"rules[{i}].name", f"duplicate rule name {rule.name!r} (first used by rules[{seen[rule.name]}])")
+                    continue
+                seen[rule.name] = i
+                rules.append(rule)
+    tests = _tests(top.get("tests"), errs)
+    if errs.lines:
+        raise PolicyError(errs.lines)
+    return PolicyDoc(source, sha, hash_spec, tuple(rules), tuple(tests))
+
+
+def _hash_section(entry, errs) -> HashSpec:
+    if entry is None:
+        return HashSpec(key_env=DEFAULT_KEY_ENV)
+    knode, node = entry
+    fields = _mapping(node, "hash", errs)
+    if fields is None:
+        return HashSpec()
+    _unknown(fields, {"algorithm", "key_env", "key_file"}, "hash", errs, "the hash section")
+    algorithm = "hmac-sha256"
+    if "algorithm" in fields:
+        value = _str(fields["algorithm"][1], "hash.algorithm", errs)
+        if value is not None and value not in HASH_ALGORITHMS:
+            errs.add(fields["algorithm"][1], "hash.algorithm", f"unknown algorithm {value!r}; expected one of: {', '.join(HASH_ALGORITHMS)}")
+        elif value is not None:
+            algorithm = value
+    key_env = _str(fields["key_env"][1], "hash.key_env", errs) if "key_env" in fields else None
+    key_file = _str(fields["key_file"][1], "hash.key_file", errs) if "key_file" in fields else None
+    if key_env and key_file:
+        errs.add(node, "hash", "give key_env or key_file, not both")
+    if algorithm == "sha256" and (key_env or key_file):
+        errs.add(node, "hash", "sha256 is unkeyed; remove key_env/key_file or use hmac-sha256")
+    if algorithm == "hmac-sha256" and not (key_env or key_file):
+        key_env = DEFAULT_KEY_ENV
+    return HashSpec(algorithm, key_env, key_file, _where(node, "hash"))
+
+
+def _rule(node, i, errs) -> Rule | None:
+    path = f"rules[{i}]"
+    fields = _mapping(node, path, errs)
+    if fields is None:
+        return None
+    before = len(errs.lines)
+    name = _str(fields["name"][1], f"{path}.name", errs) if "name" in fields else None
+    if "name" not in fields:
+        errs.add(node, f"{path}.name", "missing; every rule needs a unique name")
+    elif name is not None and not _NAME_RE.fullmatch(name):
+        errs.add(fields["name"][1], f"{path}.name", f"invalid rule name {name!r}; use 1-63 of a-z 0-9 _ . - (it becomes a metric label)")
+    if "action" not in fields:
+        errs.add(node, f"{path}.action", f"missing; expected one of: {', '.join(a.value for a in Action)}")
+        return None
+    anode = fields["action"][1]
+    raw = _str(anode, f"{path}.action", errs)
+    try:
+        action = Action(raw)
+    except ValueError:
+        if raw is not None:
+            errs.add(anode, f"{path}.action", f"unknown action {raw!r}; expected one of: {', '.join(a.value for a in Action)}")
+        return None
+    _unknown(fields, FIELDS_OF[action], path, errs, f"action {action.value}")
+
+    def opt(name, fn, *args):
+        return fn(fields[name][1], f"{path}.{name}", errs, *args) if name in fields else None
+
+    keys = [k for k, _ in opt("keys", _str_list) or []]
+    patterns = []
+    for j, (pattern, pnode) in enumerate(opt("patterns", _str_list) or []):
+        try:
+            compile_regex(pattern)
+            patterns.append(pattern)
+        except re2.error as exc:
+            errs.add(pnode, f"{path}.patterns[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+    if action in (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.SANITIZE_SQL, Action.SANITIZE_URL) and not (
+        keys or patterns or "keys" in fields or "patterns" in fields
+    ):
+        errs.add(node, path, f"action {action.value} needs `keys:` or `patterns:`")
+    signals = opt("signals", _choices, SIGNAL_NAMES)
+    levels_raw = opt("levels", _choices, tuple(lv.value for lv in Level))
+    signals_set = frozenset(signals) if signals else frozenset(SIGNAL_NAMES)
+    levels = frozenset(Level(v) for v in levels_raw) if levels_raw else frozenset(Level)
+    if levels_raw and not any(levels & LEVELS_OF[s] for s in signals_set):
+        errs.add(fields["levels"][1], f"{path}.levels", f"none of these levels exists in signals {sorted(signals_set)}; the rule would never apply")
+    kwargs: dict = {}
+    if action is Action.DROP:
+        if "when" not in fields:
+            errs.add(node, path, "action drop needs `when: {key: K, in: [...]}` (or equals:/matches:)")
+        else:
+            kwargs["when"] = _when(fields["when"][1], f"{path}.when", errs)
+    if action is Action.MASK:
+        kwargs.update(_mask_fields(fields, path, errs))
+    if action is Action.SANITIZE_URL and "path_ids" in fields:
+        value = _scalar(fields["path_ids"][1]) if isinstance(fields["path_ids"][1], yaml.ScalarNode) else None
+        if not isinstance(value, bool):
+            errs.add(fields["path_ids"][1], f"{path}.path_ids", "expected true or false")
+        else:
+            kwargs["path_ids"] = value
+    if len(errs.lines) > before or name is None:
+        return None
+    return Rule(
+        index=i, name=name, action=action, keys=tuple(keys), patterns=tuple(patterns),
+        signals=signals_set, levels=levels, where=_where(node, path), **kwargs,
+    )
+
+
+def _re2_message(exc: re2.error) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _when(node, path, errs) -> When | None:
+    fields = _mapping(node, path, errs)
+    if fields is None:
+        return None
+    _unknown(fields, {"key", "in", "equals", "matches"}, path, errs, "a drop condition")
+    key = _str(fields["key"][1], f"{path}.key", errs) if "key" in fields else None
+    if "key" not in fields:
+        errs.add(node, f"{path}.key", "missing; the attribute key to test")
+    ops = [op for op in ("in", "equals", "matches") if op in fields]
+    if len(ops) != 1:
+        errs.add(node, path, "give exactly one of `in:`, `equals:`, `matches:`")
+        return None
+    op = ops[0]
+    vnode = fields[op][1]
+    values: list[str] = []
+    if op == "in":
+        if not isinstance(vnode, yaml.SequenceNode) or not vnode.value:
+            errs.add(vnode, f"{path}.in", f"expected a non-empty list of values, got {_kind(vnode)}")
+        else:
+            for j, item in enumerate(vnode.value):
+                if isinstance(item, yaml.ScalarNode) and _scalar(item) is not None:
+                    values.append(text_of_scalar(_scalar(item)))
+                else:
+                    errs.add(item, f"{path}.in[{j}]", f"expected a scalar value, got {_kind(item)}")
+    elif op == "equals":
+        if isinstance(vnode, yaml.ScalarNode) and _scalar(vnode) is not None:
+            values.append(text_of_scalar(_scalar(vnode)))
+        else:
+            errs.add(vnode, f"{path}.equals", f"expected a scalar value, got {_kind(vnode)}")
+    else:
+        pattern = _str(vnode, f"{path}.matches", errs)
+        if pattern is not None:
+            try:
+                compile_regex(pattern)
+                values.append(pattern)
+            except re2.error as exc:
+                errs.add(vnode, f"{path}.matches", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+    if key is None or not values:
+        return None
+    return When(key, op, tuple(values), _where(node, path))
+
+
+def _mask_fields(fields, path, errs) -> dict:
+    from redact_proxy.policy.detectors import DETECTORS  # only mask rules need them
+
+    out: dict = {}
+    if "detectors" in fields:
+        out["detectors"] = tuple(_choices(fields["detectors"][1], f"{path}.detectors", errs, tuple(DETECTORS)))
+    regexes = []
+    for j, (pattern, pnode) in enumerate(
+        _str_list(fields["regexes"][1], f"{path}.regexes", errs) if "regexes" in fields else []
+    ):
+        try:
+            compile_regex(pattern)
+            regexes.append(pattern)
+        except re2.error as exc:
+            errs.add(pnode, f"{path}.regexes[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+    out["regexes"] = tuple(regexes)
+    if not out.get("detectors") and not regexes and "detectors" not in fields and "regexes" not in fields:
+        errs.add(fields["action"][1], path, "action mask needs `detectors:` or `regexes:`")
+    if "targets" in fields:
+        out["targets"] = frozenset(_choices(fields["targets"][1], f"{path}.targets", errs, MASK_TARGETS))
+    if "replacement" in fields:
+        rnode = fields["replacement"][1]
+        value = _scalar(rnode) if isinstance(rnode, yaml.ScalarNode) else None
+        if not isinstance(value, str):
+            errs.add(rnode, f"{path}.replacement", f"expected a string, got {_kind(rnode)}")
+        else:
+            out["replacement"] = value
+    return out
+
+
+def _tests(entry, errs) -> list[PolicyCase]:
+    if entry is None:
+        return []
+    _, node = entry
+    if not isinstance(node, yaml.SequenceNode):
+        errs.add(node, "tests", f"expected a list of test cases, got {_kind(node)}")
+        return []
+    cases = []
+    for i, item in enumerate(node.value):
+        path = f"tests[{i}]"
+        fields = _mapping(item, path, errs)
+        if fields is None:
+            continue
+        _unknown(fields, {"name", "signal", "level", "input", "expect"}, path, errs, "a test case")
+        missing = [f for f in ("name", "input", "expect") if f not in fields]
+        for f in missing:
+            errs.add(item, f"{path}.{f}", "missing")
+        if missing:
+            continue
+        name = _str(fields["name"][1], f"{path}.name", errs)
+        signal = _scalar(fields["signal"][1]) if "signal" in fields else "traces"
+        if signal not in SIGNAL_NAMES:
+            errs.add(fields["signal"][1], f"{path}.signal", f"expected one of: {', '.join(SIGNAL_NAMES)}")
+            continue
+        level_name = _scalar(fields["level"][1]) if "level" in fields else "span"
+        try:
+            level = Level(level_name)
+        except ValueError:
+            errs.add(fields["level"][1], f"{path}.level", f"expected one of: {', '.join(lv.value for lv in Level)}")
+            continue
+        payload = {}
+        for f in ("input", "expect"):
+            value = _CONSTRUCTOR.construct_object(fields[f][1], deep=True)
+            if not isinstance(value, dict):
+                errs.add(fields[f][1], f"{path}.{f}", "expected a mapping of attribute key: value")
+            payload[f] = value
+        if name is not None and isinstance(payload["input"], dict) and isinstance(payload["expect"], dict):
+            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], _where(item, path)))
+    return cases

@@ -1,0 +1,125 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces|metrics|logs``, protobuf or OTLP-JSON.
+
+Strategy: aiohttp's own request-body decompression is switched off (``auto_decompress=
+False``), so the body is read exactly once as sent and inflated exactly once, by the
+codec, with the size ceiling. The compressed body is read with a ceiling of its own:
+a body larger than the limit cannot inflate to less than the limit (deflate and zstd never
+shrink by more than their framing), so nothing larger is ever buffered. The answer uses
+the request's content type; errors carry a google.rpc.Status body and, when retryable, a
+Retry-After header (OTLP/HTTP "Failures" and "Throttling").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+import time
+
+from aiohttp import web
+
+from redact_proxy import codec
+from redact_proxy.codec import Format
+from redact_proxy.errors import RedactionFailed, RequestError, RequestTooLarge, UnsupportedMediaType
+from redact_proxy.pipeline import Pipeline
+from redact_proxy.receivers import check_token, status_message
+from redact_proxy.settings import Settings
+from redact_proxy.signals import ALL, Signal
+
+log = logging.getLogger("redact_proxy")
+
+_READ_CHUNK = 64 * 1024
+
+
+class HttpReceiver:
+    def __init__(self, settings: Settings, pipeline: Pipeline):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.runner: web.AppRunner | None = None
+        # Compressed bodies may be slightly larger than what they inflate to (framing).
+        self.wire_limit = settings.max_request_bytes + settings.max_request_bytes // 64 + 1024
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        for signal in ALL:
+            app.router.add_post(signal.http_path, self._handler(signal))
+        return app
+
+    async def start(self) -> None:
+        s = self.settings
+        self.runner = web.AppRunner(
+            self.app(), auto_decompress=False, access_log=None, handle_signals=False,
+        )
+        await self.runner.setup()
+        site = web.TCPSite(
+            self.runner, s.http_listen.host, s.http_listen.port,
+            ssl_context=server_ssl_context(s), reuse_port=False, backlog=1024,
+        )
+        await site.start()
+
+    async def stop(self, grace: float) -> None:
+        if self.runner is not None:
+            await self.runner.shutdown()
+            await self.runner.cleanup()
+
+    async def _read(self, request: web.Request) -> bytes:
+        declared = request.content_length
+        if declared is not None and declared > self.wire_limit:
+            raise RequestTooLarge(f"request body exceeds --max-request-bytes ({self.settings.max_request_bytes})")
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > self.wire_limit:
+                raise RequestTooLarge(f"request body exceeds --max-request-bytes ({self.settings.max_request_bytes})")
+        return bytes(body)
+
+    def _handler(self, signal: Signal):
+        pipeline = self.pipeline
+        telemetry = pipeline.telemetry
+        handles = telemetry.signal(signal.name, "http")
+        token = self.settings.auth_token
+        limit = self.settings.max_request_bytes
+
+        async def export(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            fmt = Format.PROTOBUF
+            try:
+                fmt = codec.format_for(request.headers.get("Content-Type"))
+                check_token(token, request.headers.get("Authorization"))
+                encoding = request.headers.get("Content-Encoding")
+                if (encoding or "identity").strip().lower() not in codec.SUPPORTED_ENCODINGS + ("x-gzip",):
+                    raise UnsupportedMediaType(
+                        f"unsupported Content-Encoding; supported: {', '.join(codec.SUPPORTED_ENCODINGS)}")
+                body = codec.decompress(await self._read(request), encoding, limit)
+                response = await pipeline.export(signal, "http", body, fmt)
+                answer = web.Response(body=codec.encode(response, fmt), content_type=fmt.content_type)
+            except RequestError as exc:
+                answer = _error_response(exc, fmt)
+            except Exception as exc:  # a bug must not leave the client hanging
+                log.error("unexpected error handling a %s export (%s)", signal.name, exc.__class__.__name__)
+                answer = _error_response(RedactionFailed("internal error; the batch was not forwarded"), fmt)
+            telemetry.request_answered(signal.name, "http", str(answer.status))
+            handles.request_duration.observe(time.perf_counter() - started)
+            return answer
+
+        return export
+
+
+def _error_response(exc: RequestError, fmt: Format) -> web.Response:
+    outcome = exc.outcome()
+    headers = {}
+    if outcome.retryable and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    body = codec.encode(status_message(exc, outcome), fmt)
+    return web.Response(status=outcome.http_status, body=body, content_type=fmt.content_type, headers=headers)
+
+
+def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
+    if not s.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    if s.tls_client_ca:
+        ctx.load_verify_locations(cafile=str(s.tls_client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

@@ -1,0 +1,35 @@
+"""Scrubbing: a pure function from a decoded export request to its redacted form.
+
+Strategy: ``scrub`` takes ownership of the request, rewrites it in place (no copy of a
+batch that is about to be discarded anyway) and returns a ``Report`` of what it did. It
+does no I/O and reads only the CompiledPolicy. Order, per SPEC section 6: drop rules (on
+original attributes), then key rules and keep_only per attribute at every level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redact_proxy.policy import CompiledPolicy
+from redact_proxy.scrub import logs, metrics, traces
+from redact_proxy.scrub.attributes import Tally
+
+_BY_SIGNAL = {"traces": traces, "metrics": metrics, "logs": logs}
+
+
+@dataclass(frozen=True)
+class Report:
+    items_in: int
+    items_out: int
+    changed: bool
+    redactions: list[int]  # per rule index
+    dropped: list[int]  # per rule index
+
+
+def scrub(signal: str, request, policy: CompiledPolicy) -> Report:
+    module = _BY_SIGNAL[signal]
+    items_in = module.count(request)
+    tally = Tally(len(policy.rules))
+    module.scrub(request, policy, tally)
+    items_out = items_in - sum(tally.dropped)
+    return Report(items_in, items_out, tally.changed, tally.redactions, tally.dropped)

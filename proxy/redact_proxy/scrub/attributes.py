@@ -1,0 +1,142 @@
+"""Attribute lists and AnyValues, scrubbed under one Decider.
+
+Strategy: walk a KeyValue list once. Each key's Decision comes from the decider's memo
+(one dict lookup for a known key); the action table says what to do with the value.
+Kept values that are kvlists or arrays are descended into, because a key rule applies to
+keys at any depth. Removals are collected and done last, back to front, so indices stay
+valid. Every change is counted in the ``Tally`` against the rule that made it.
+
+Depth: values are as deep as the decoder let them be (protobuf's recursion limit, 100);
+a RecursionError here fails the batch closed, like any other exception.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from redact_proxy.policy import KEEP, Action, Decider, Decision
+
+
+class Tally:
+    """Per-batch counters, indexed by rule."""
+
+    __slots__ = ("redactions", "dropped", "changed")
+
+    def __init__(self, n_rules: int):
+        self.redactions = [0] * n_rules
+        self.dropped = [0] * n_rules
+        self.changed = False
+
+
+def text_of(value: AnyValue) -> str | None:
+    """Canonical text of a scalar value, as drop conditions compare it (and as the
+    policy's YAML scalars are written: see schema.text_of_scalar). None for non-scalars."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "double_value":
+        return repr(value.double_value)
+    return None
+
+
+def hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> None:
+    """Replace every scalar in ``value`` by the hex hash of its canonical bytes (SPEC 6):
+    UTF-8 of a string, raw bytes, decimal int, true/false, shortest round-trip double.
+    Arrays and kvlists keep their shape."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        value.string_value = hasher(value.string_value.encode())
+    elif kind == "bytes_value":
+        value.string_value = hasher(value.bytes_value)
+    elif kind == "int_value":
+        value.string_value = hasher(str(value.int_value).encode())
+    elif kind == "bool_value":
+        value.string_value = hasher(b"true" if value.bool_value else b"false")
+    elif kind == "double_value":
+        value.string_value = hasher(repr(value.double_value).encode())
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            hash_value(item, hasher)
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            hash_value(kv.value, hasher)
+
+
+def rewrite_value(value: AnyValue, rewrite: Callable[[str], str]) -> None:
+    """Apply a string rewriter (sanitize_sql/url) to every string inside ``value``. Bytes
+    are read as UTF-8 (invalid sequences replaced) and become a string; numbers and
+    booleans carry no text to sanitize and stay."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        value.string_value = rewrite(value.string_value)
+    elif kind == "bytes_value":
+        value.string_value = rewrite(value.bytes_value.decode("utf-8", "replace"))
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            rewrite_value(item, rewrite)
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            rewrite_value(kv.value, rewrite)
+
+
+def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
+    """Scrub a top-level attribute list: key rules, then keep_only."""
+    if attrs:
+        _scrub_kvs(attrs, decider, decider.top, decider.decide, tally, hasher)
+
+
+def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None:
+    """Scrub the keys inside a value that is not itself under a key (a log body)."""
+    if decider.has_key_rules:
+        _descend(value, decider, tally, hasher)
+
+
+def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher) -> None:
+    doomed = None
+    for i, kv in enumerate(kvs):
+        d: Decision | None = memo.get(kv.key)
+        if d is None:
+            d = decide(kv.key)
+        if d is KEEP:
+            if decider.has_key_rules:
+                _descend(kv.value, decider, tally, hasher)
+            continue
+        tally.redactions[d.rule] += 1
+        tally.changed = True
+        handler = _ACTIONS[d.action]
+        if handler is None:
+            if doomed is None:
+                doomed = []
+            doomed.append(i)
+        else:
+            handler(kv.value, d, hasher)
+    if doomed:
+        for i in reversed(doomed):
+            del kvs[i]
+
+
+def _descend(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "kvlist_value":
+        kvs = value.kvlist_value.values
+        if kvs:
+            _scrub_kvs(kvs, decider, decider.nested, decider.decide_nested, tally, hasher)
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _descend(item, decider, tally, hasher)
+
+
+# The closed set of key actions. None = remove the attribute.
+_ACTIONS = {
+    Action.DELETE: None,
+    Action.KEEP_ONLY: None,
+    Action.HASH: lambda value, d, hasher: hash_value(value, hasher),
+    Action.SANITIZE_SQL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
+    Action.SANITIZE_URL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
+}

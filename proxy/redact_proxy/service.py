@@ -1,0 +1,154 @@
+"""Wiring and lifecycle: load, start in order, serve, reload on SIGHUP, drain on SIGTERM.
+
+Strategy: start from the inside out — policy, forwarder, admin, then receivers — so
+nothing is accepted before it can be redacted and forwarded; mark ready last. Stop from
+the outside in: unready first (so load balancers stop routing), stop accepting, let
+in-flight requests finish within --shutdown-grace, then close the forwarder.
+A start-up failure is one clear log line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+
+from redact_proxy import __version__
+from redact_proxy.admin import Admin
+from redact_proxy.errors import ConfigError
+from redact_proxy.forward import build as build_forwarder
+from redact_proxy.pipeline import Pipeline
+from redact_proxy.policy import load as load_policy
+from redact_proxy.receivers.grpc import GrpcReceiver
+from redact_proxy.receivers.http import HttpReceiver
+from redact_proxy.settings import Settings
+from redact_proxy.telemetry import Telemetry
+
+log = logging.getLogger("redact_proxy")
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1  # could not start: port taken, unreadable TLS file, ...
+EXIT_CONFIG = 2  # invalid options or policy
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        })
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("redact_proxy")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.telemetry = Telemetry()
+        self.admin = Admin(self.telemetry)
+        self.stopping = asyncio.Event()
+        self.pipeline: Pipeline | None = None
+        self.receivers: list = []
+        self.forwarder = None
+
+    async def run(self) -> int:
+        s = self.settings
+        try:
+            policy = load_policy(s.policy)
+        except ConfigError as exc:
+            for line in exc.errors:
+                log.error("policy: %s", line)
+            return EXIT_CONFIG
+        self.forwarder = build_forwarder(s)
+        try:
+            await self.forwarder.start()
+            self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight)
+            if s.admin_listen:
+                await self.admin.start(s.admin_listen.host, s.admin_listen.port)
+            if s.grpc_listen:
+                self.receivers.append(GrpcReceiver(s, self.pipeline))
+            if s.http_listen:
+                self.receivers.append(HttpReceiver(s, self.pipeline))
+            for receiver in self.receivers:
+                await receiver.start()
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.error("cannot start: %s", _startup_reason(exc))
+            await self._close()
+            return EXIT_RUNTIME
+        self._install_signals()
+        self.admin.ready = True
+        log.info(
+            "redact-proxy %s serving: grpc=%s http=%s admin=%s upstream=%s policy=%s (%s, sha256 %s)",
+            __version__, s.grpc_listen or "off", s.http_listen or "off", s.admin_listen or "off",
+            s.upstream.describe(), s.policy, policy.summary(), policy.sha256[:12],
+        )
+        await self.stopping.wait()
+        await self._drain()
+        return EXIT_OK
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> bool:
+        """Load the policy file again; keep the old policy if the new one is invalid."""
+        try:
+            policy = load_policy(self.settings.policy)
+        except ConfigError as exc:
+            for line in exc.errors:
+                log.error("policy reload refused, old policy kept: %s", line)
+            self.telemetry.policy_reloads.labels("failure").inc()
+            return False
+        self.pipeline.set_policy(policy)
+        self.telemetry.policy_reloads.labels("success").inc()
+        log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
+        return True
+
+    async def _drain(self) -> None:
+        grace = self.settings.shutdown_grace
+        self.admin.ready = False
+        log.info("draining: %d request(s) in flight, up to %.1fs", self.pipeline.inflight, grace)
+        await asyncio.gather(*(r.stop(grace) for r in self.receivers), return_exceptions=True)
+        deadline = time.monotonic() + grace
+        while self.pipeline.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.pipeline.inflight:
+            log.warning("shutdown: %d request(s) still in flight after the grace period", self.pipeline.inflight)
+        await self._close()
+        log.info("stopped")
+
+    async def _close(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.close()
+        await self.admin.stop()
+
+
+def _startup_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{exc.strerror} ({exc.__class__.__name__})"
+    return str(exc) or exc.__class__.__name__
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.run(Service(settings).run())
+    return uvloop.run(Service(settings).run())

@@ -1,0 +1,264 @@
+"""Every ``serve`` option: its default, its environment variable, its validation.
+
+Strategy: ``OPTIONS`` is the single table of options (SPEC section 3). The CLI builds its
+argparse flags from it, every flag falls back to ``REDACT_PROXY_<NAME>`` and then to the
+default, and ``Settings.resolve`` turns the strings into checked values once. Nothing
+after start-up reads the environment or argparse again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from redact_proxy.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    default: str | None
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "REDACT_PROXY_" + self.dest.upper()
+
+
+# Defaults, with units. Strings, as a user would write them, parsed by Settings.resolve.
+OPTIONS: tuple[Option, ...] = (
+    Option("--policy", None, "policy file (YAML), or a collector config with attributes processors"),
+    Option("--grpc-listen", "0.0.0.0:4317", "OTLP/gRPC receiver HOST:PORT; 'off' disables it"),
+    Option("--http-listen", "0.0.0.0:4318", "OTLP/HTTP receiver HOST:PORT; 'off' disables it"),
+    Option("--admin-listen", "0.0.0.0:8890", "admin HOST:PORT serving /healthz /readyz /metrics; 'off' disables it"),
+    Option("--upstream", None,
+           "where clean batches go: grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug "
+           "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)"),
+    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT"),
+    Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression"),
+    Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)"),
+    Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)"),
+    Option("--shutdown-grace", "10s", "on SIGTERM, how long in-flight requests get to finish"),
+    Option("--tls-cert", None, "PEM certificate for TLS on both receivers"),
+    Option("--tls-key", None, "PEM private key for --tls-cert"),
+    Option("--tls-client-ca", None, "PEM CA bundle: require client certificates signed by it (mTLS)"),
+    Option("--upstream-ca", None, "PEM CA bundle to verify the upstream's certificate"),
+    Option("--upstream-cert", None, "PEM client certificate towards upstream (mTLS)"),
+    Option("--upstream-key", None, "PEM private key for --upstream-cert"),
+    Option("--auth-token-file", None, "file holding the bearer token clients must send (Authorization: Bearer ...)"),
+    Option("--log-format", "text", "text or json; log lines never carry telemetry content"),
+    Option("--log-level", "info", "debug, info, warning or error"),
+    Option("--queue-dir", None, "persistent queue directory (not available in this release)"),
+)
+BY_DEST = {o.dest: o for o in OPTIONS}
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, name: str) -> float:
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise ConfigError([f"--{name}: invalid duration {text!r}; expected e.g. 500ms, 10s, 1m"])
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str, name: str) -> Listen | None:
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError([f"--{name}: invalid address {text!r}; expected HOST:PORT or off"])
+    return Listen(host or "0.0.0.0", int(port))
+
+
+@dataclass(frozen=True)
+class Upstream:
+    kind: str  # "grpc" | "http" | "file" | "debug"
+    target: str = ""  # grpc: host:port; http: base URL; file: path
+    tls: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    compression: str | None = None  # "gzip" or None
+
+    def describe(self) -> str:
+        """For logs: no credentials, no headers."""
+        if self.kind in ("grpc", "http"):
+            scheme = {("grpc", False): "grpc", ("grpc", True): "grpcs"}.get((self.kind, self.tls), "https" if self.tls else "http")
+            hostport = self.target.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+            return f"{scheme}://{hostport}"
+        return self.kind if self.kind == "debug" else f"file:{self.target}"
+
+
+def parse_upstream(text: str | None, environ) -> Upstream:
+    headers = _otlp_headers(environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""))
+    compression = environ.get("OTEL_EXPORTER_OTLP_COMPRESSION", "").strip().lower() or None
+    if compression not in (None, "none", "gzip"):
+        raise ConfigError([f"OTEL_EXPORTER_OTLP_COMPRESSION: unsupported {compression!r}; expected gzip or none"])
+    compression = None if compression == "none" else compression
+    from_env = text is None
+    text = text if text is not None else environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "debug"
+    if text == "debug":
+        return Upstream("debug")
+    if text.startswith("file:"):
+        path = text[len("file:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ConfigError(["--upstream: file: needs a path, e.g. file:/var/lib/redact/out.jsonl"])
+        return Upstream("file", path)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if from_env and scheme in ("http", "https"):
+        # The SDKs' convention: OTEL_EXPORTER_OTLP_PROTOCOL says whether an http(s)
+        # endpoint speaks gRPC or OTLP/HTTP; the OTLP default is http/protobuf.
+        protocol = environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower()
+        if protocol == "grpc":
+            scheme = "grpcs" if scheme == "https" else "grpc"
+    if scheme in ("grpc", "grpcs"):
+        if not parts.hostname or not parts.port:
+            raise ConfigError([f"--upstream: {scheme}:// needs HOST:PORT, e.g. grpc://collector:4317"])
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return Upstream("grpc", f"{host}:{parts.port}", scheme == "grpcs", headers, compression)
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ConfigError([f"--upstream: {scheme}:// needs a host, e.g. http://collector:4318"])
+        return Upstream("http", text.rstrip("/"), scheme == "https", headers, compression)
+    raise ConfigError(
+        ["--upstream: expected grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug"]
+    )
+
+
+def _otlp_headers(text: str) -> tuple[tuple[str, str], ...]:
+    """OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value, values URL-encoded (W3C
+    baggage format, as the OTel SDKs read it). Keys are lowercased for gRPC metadata."""
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(["OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas"])
+        out.append((key.strip().lower(), unquote(value.strip())))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy: Path
+    grpc_listen: Listen | None
+    http_listen: Listen | None
+    admin_listen: Listen | None
+    upstream: Upstream
+    workers: int
+    max_request_bytes: int
+    max_inflight: int
+    upstream_timeout: float  # seconds
+    shutdown_grace: float  # seconds
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    upstream_ca: Path | None = None
+    upstream_cert: Path | None = None
+    upstream_key: Path | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"
+    log_level: str = "info"
+
+    @classmethod
+    def resolve(cls, values: dict[str, str | None], environ=None) -> "Settings":
+        """Check and convert raw option strings (already merged with env and defaults).
+        Raises ConfigError listing every bad option."""
+        environ = os.environ if environ is None else environ
+        errors: list[str] = []
+
+        def take(name, fn, *args):
+            raw = values.get(name)
+            if raw is None:
+                return None
+            try:
+                return fn(raw, *args)
+            except ConfigError as exc:
+                errors.extend(exc.errors)
+                return None
+
+        def positive_int(text, name):
+            if not str(text).strip().isdigit() or int(text) < 1:
+                raise ConfigError([f"--{name}: expected a positive integer, got {text!r}"])
+            return int(text)
+
+        def path(text, name):
+            p = Path(text)
+            if not p.is_file():
+                raise ConfigError([f"--{name}: no such file: {text}"])
+            return p
+
+        policy = values.get("policy")
+        if not policy:
+            errors.append("--policy is required (or REDACT_PROXY_POLICY)")
+        settings_kw = dict(
+            policy=Path(policy or "."),
+            grpc_listen=take("grpc_listen", parse_listen, "grpc-listen"),
+            http_listen=take("http_listen", parse_listen, "http-listen"),
+            admin_listen=take("admin_listen", parse_listen, "admin-listen"),
+            upstream=take("upstream", lambda t: parse_upstream(t, environ)) if values.get("upstream") else None,
+            workers=take("workers", positive_int, "workers"),
+            max_request_bytes=take("max_request_bytes", positive_int, "max-request-bytes"),
+            max_inflight=take("max_inflight", positive_int, "max-inflight"),
+            upstream_timeout=take("upstream_timeout", parse_duration, "upstream-timeout"),
+            shutdown_grace=take("shutdown_grace", parse_duration, "shutdown-grace"),
+            log_format=values.get("log_format") or "text",
+            log_level=(values.get("log_level") or "info").lower(),
+        )
+        if settings_kw["upstream"] is None and not values.get("upstream"):
+            try:
+                settings_kw["upstream"] = parse_upstream(None, environ)
+            except ConfigError as exc:
+                errors.extend(exc.errors)
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "upstream_ca", "upstream_cert", "upstream_key"):
+            settings_kw[name] = take(name, path, name.replace("_", "-"))
+        if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+            errors.append("--tls-cert and --tls-key go together")
+        if values.get("tls_client_ca") and not values.get("tls_cert"):
+            errors.append("--tls-client-ca needs --tls-cert/--tls-key (mTLS is TLS first)")
+        if bool(values.get("upstream_cert")) != bool(values.get("upstream_key")):
+            errors.append("--upstream-cert and --upstream-key go together")
+        token_file = values.get("auth_token_file")
+        if token_file:
+            try:
+                token = Path(token_file).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                errors.append(f"--auth-token-file: cannot read {token_file}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}")
+            else:
+                if not token:
+                    errors.append(f"--auth-token-file: {token_file} is empty")
+                settings_kw["auth_token"] = token
+        if settings_kw["log_format"] not in ("text", "json"):
+            errors.append(f"--log-format: expected text or json, got {settings_kw['log_format']!r}")
+        if settings_kw["log_level"] not in ("debug", "info", "warning", "error"):
+            errors.append(f"--log-level: expected debug, info, warning or error, got {settings_kw['log_level']!r}")
+        if values.get("queue_dir"):
+            errors.append("--queue-dir: the persistent queue is not available in this release")
+        if settings_kw["workers"] and settings_kw["workers"] > 1:
+            errors.append("--workers: only 1 is supported in this release; run replicas instead")
+        if not (values.get("grpc_listen") and settings_kw["grpc_listen"]) and not (values.get("http_listen") and settings_kw["http_listen"]) and not errors:
+            errors.append("both receivers are off: nothing would be received")
+        if errors:
+            raise ConfigError(errors)
+        return cls(**settings_kw)

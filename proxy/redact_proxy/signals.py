@@ -1,0 +1,52 @@
+"""The three OTLP signals and every name they go by on the wire.
+
+Strategy: one frozen record per signal, looked up by name, gRPC method or HTTP path.
+Everything else in the package refers to a ``Signal`` rather than to strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+
+@dataclass(frozen=True, eq=False)
+class Signal:
+    name: str  # "traces" | "metrics" | "logs": policy files, metric labels, file sinks
+    request: type[Message]
+    response: type[Message]
+    grpc_method: str  # full method path, as a gRPC client calls it
+    http_path: str  # OTLP/HTTP default path
+
+    def __repr__(self) -> str:
+        return f"Signal({self.name})"
+
+
+TRACES = Signal(
+    "traces",
+    trace_service_pb2.ExportTraceServiceRequest,
+    trace_service_pb2.ExportTraceServiceResponse,
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "/v1/traces",
+)
+METRICS = Signal(
+    "metrics",
+    metrics_service_pb2.ExportMetricsServiceRequest,
+    metrics_service_pb2.ExportMetricsServiceResponse,
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "/v1/metrics",
+)
+LOGS = Signal(
+    "logs",
+    logs_service_pb2.ExportLogsServiceRequest,
+    logs_service_pb2.ExportLogsServiceResponse,
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "/v1/logs",
+)
+
+ALL: tuple[Signal, ...] = (TRACES, METRICS, LOGS)
+BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}

@@ -1,0 +1,117 @@
+"""The proxy's own metrics (SPEC section 7), declared once.
+
+Strategy: every series is declared here on a private registry; callers get pre-labelled
+children (``Telemetry.signal(...)``, ``Telemetry.rules_for(...)``) once, at start-up or
+policy load, so the request path only calls ``inc``/``observe``. Labels carry signal,
+transport, gRPC/HTTP codes and operator-written rule names: never telemetry content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
+    generate_latest,
+)
+
+from redact_proxy.policy import Action, CompiledPolicy
+
+# `*_created` series double the exposition and no dashboard or alert here uses them.
+disable_created_metrics()
+
+# Request latency spans client -> upstream answer; redact latency only the scrub step.
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_REDACT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+SIGNALS = ("traces", "metrics", "logs")
+TRANSPORTS = ("grpc", "http")
+
+
+@dataclass(frozen=True)
+class SignalHandles:
+    """Children for one (signal, transport): what a request touches."""
+
+    received: object
+    forwarded: object
+    request_duration: object
+    redact_duration: object
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.received_items = Counter(
+            "redact_proxy_received_items", "Items (spans, data points, log records) received.",
+            ["signal", "transport"], registry=r)
+        self.requests = Counter(
+            "redact_proxy_requests", "Export requests answered, by answer code (gRPC code name or HTTP status).",
+            ["signal", "transport", "code"], registry=r)
+        self.redactions = Counter(
+            "redact_proxy_redactions", "Attributes changed or removed, by policy rule.",
+            ["signal", "rule", "action"], registry=r)
+        self.dropped_items = Counter(
+            "redact_proxy_dropped_items", "Items removed by drop rules.",
+            ["signal", "rule"], registry=r)
+        self.forwarded_items = Counter(
+            "redact_proxy_forwarded_items", "Items forwarded upstream and accepted.",
+            ["signal"], registry=r)
+        self.upstream_errors = Counter(
+            "redact_proxy_upstream_errors", "Forwards upstream did not accept.",
+            ["signal", "code"], registry=r)
+        self.request_duration = Histogram(
+            "redact_proxy_request_duration_seconds", "Time from request received to answer sent.",
+            ["signal", "transport"], buckets=_REQUEST_BUCKETS, registry=r)
+        self.redact_duration = Histogram(
+            "redact_proxy_redact_duration_seconds", "Time spent decoding and scrubbing one batch.",
+            ["signal"], buckets=_REDACT_BUCKETS, registry=r)
+        self.inflight = Gauge(
+            "redact_proxy_inflight_requests", "Export requests being processed.", registry=r)
+        self.policy_reloads = Counter(
+            "redact_proxy_policy_reloads", "Policy reload attempts.", ["result"], registry=r)
+        self.policy_info = Gauge(
+            "redact_proxy_policy_info", "The policy in force (value 1), by SHA-256 of its file.",
+            ["sha256"], registry=r)
+        for result in ("success", "failure"):
+            self.policy_reloads.labels(result)
+        self._handles = {
+            (s, t): SignalHandles(
+                self.received_items.labels(s, t),
+                self.forwarded_items.labels(s),
+                self.request_duration.labels(s, t),
+                self.redact_duration.labels(s),
+            )
+            for s in SIGNALS
+            for t in TRANSPORTS
+        }
+
+    def signal(self, signal: str, transport: str) -> SignalHandles:
+        return self._handles[(signal, transport)]
+
+    def request_answered(self, signal: str, transport: str, code: str) -> None:
+        self.requests.labels(signal, transport, code).inc()
+
+    def upstream_error(self, signal: str, code: str) -> None:
+        self.upstream_errors.labels(signal, code).inc()
+
+    def rules_for(self, policy: CompiledPolicy) -> dict[str, tuple[list, list]]:
+        """Per signal: (redaction counter per rule index, drop counter per rule index);
+        None where the rule cannot count that (a drop rule redacts no attribute) or does
+        not apply to the signal."""
+        out = {}
+        for s in SIGNALS:
+            applies = [s in rule.signals for rule in policy.rules]
+            out[s] = (
+                [self.redactions.labels(s, r.name, r.action.value) if ok and r.action is not Action.DROP else None
+                 for r, ok in zip(policy.rules, applies)],
+                [self.dropped_items.labels(s, r.name) if ok and r.action is Action.DROP else None
+                 for r, ok in zip(policy.rules, applies)],
+            )
+        return out
+
+    def set_policy(self, policy: CompiledPolicy) -> None:
+        self.policy_info.clear()
+        self.policy_info.labels(policy.sha256).set(1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
