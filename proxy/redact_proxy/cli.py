@@ -1,7 +1,8 @@
-"""Command line: ``serve`` (the default), ``check``; exit codes.
+"""Command line: ``serve`` (the default), ``check``, ``apply``, ``test``; exit codes.
 
-Exit codes: 0 success; 1 could not start or run (port taken, unreadable file);
-2 invalid options or policy (``check`` prints each problem as FILE:LINE:COL: ...).
+Exit codes: 0 success; 1 could not start or run (port taken, unreadable file), or a
+``test`` case failed; 2 invalid options, policy or input (``check`` prints each problem
+as FILE:LINE:COL: ...).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from redact_proxy.errors import ConfigError
 from redact_proxy.settings import OPTIONS, Settings
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
-COMMANDS = ("serve", "check")
+COMMANDS = ("serve", "check", "apply", "test")
 
 _DESCRIPTION = """\
 Scrubs personal data out of OpenTelemetry (OTLP) traffic before it reaches the collector.
@@ -25,6 +26,8 @@ redaction policy, and forwards the clean batch upstream.
   redact-proxy --policy policies/doctrine.yaml                  # = serve, prints to stdout
   redact-proxy serve --policy P --upstream grpc://collector:4317
   redact-proxy check --policy P                                 # validate a policy
+  redact-proxy apply --policy P spans.json -o clean.json        # redact a file offline
+  redact-proxy test --policy P                                  # run the policy's tests: cases
 """
 
 
@@ -52,6 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE:LINE:COL: yaml.path: message line per problem.",
     )
     check.add_argument("--policy", required=True, help="policy file to check")
+
+    apply = sub.add_parser(
+        "apply", help="redact an OTLP file offline",
+        description="Redact OTLP export requests from a file (or stdin): protobuf (one request) or "
+        "OTLP-JSON (one request, or one per line as the collector's file exporter writes). "
+        "The output has the input's format.",
+    )
+    apply.add_argument("--policy", required=True, help="policy file")
+    apply.add_argument("--signal", choices=("traces", "metrics", "logs"),
+                       help="signal of the input (needed for protobuf; read from OTLP-JSON)")
+    apply.add_argument("--format", choices=("json", "protobuf"), help="input format (default: from the file extension)")
+    apply.add_argument("input", nargs="?", help="input file (default: stdin, with --format)")
+    apply.add_argument("-o", "--output", help="output file (default: stdout)")
+
+    test = sub.add_parser(
+        "test", help="run the tests: cases of a policy file",
+        description="Run the `tests:` cases embedded in a policy file. Prints ok/FAIL per case with a "
+        "diff of expected and got; exit 1 if any case fails. When the hash key is not set, a fixed test "
+        "key is used ({hash} in an expectation means: the hash of the input value).",
+    )
+    test.add_argument("--policy", required=True, help="policy file")
     return parser
 
 
@@ -67,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "check":
         return check(args.policy)
+    if args.command == "apply":
+        return apply(args)
+    if args.command == "test":
+        return test(args.policy)
     return serve(args)
 
 
@@ -107,3 +135,50 @@ def check(path: str) -> int:
             f"when {rule.when.key} {rule.when.op} {list(rule.when.values)}" if rule.when else "")
         print(f"  {rule.name:<28} {rule.action.value:<12} {targets}")
     return EXIT_OK
+
+
+def apply(args: argparse.Namespace) -> int:
+    from redact_proxy import offline
+    from redact_proxy.errors import RequestError
+    from redact_proxy.policy import load
+
+    try:
+        policy = load(args.policy)
+        fmt = offline.guess_format(args.input, args.format)
+        data = open(args.input, "rb").read() if args.input else sys.stdin.buffer.read()
+        docs = offline.apply(policy, data, fmt, args.signal)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"redact-proxy apply: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RequestError as exc:  # the input is not OTLP
+        print(f"redact-proxy apply: {args.input or 'stdin'}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"redact-proxy apply: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    sep = b"\n" if fmt.name == "JSON" else b""
+    payload = sep.join(docs) + sep
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(payload)
+    else:
+        sys.stdout.buffer.write(payload)
+    return EXIT_OK
+
+
+def test(path: str) -> int:
+    from redact_proxy import offline
+
+    try:
+        policy, cases, note = offline.load_for_test(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    if note:
+        print(f"note: {note}")
+    if not cases:
+        print(f"{path}: no tests: cases")
+        return EXIT_RUNTIME
+    return offline.run_tests(policy, cases, path)

@@ -207,7 +207,7 @@ def encode(msg: Message, fmt: Format) -> bytes:
 
 class Batch:
     """One export request on its way through: the decoded message, and the bytes and
-    format it arrived in. ``changed`` is set by whoever modified ``message``."""
+    format it arrived in. Whoever changes ``message`` calls ``modified()``."""
 
     __slots__ = ("signal", "message", "original", "fmt", "changed", "_encoded")
 
@@ -221,7 +221,26 @@ class Batch:
 
     @classmethod
     def from_bytes(cls, signal: Signal, data: bytes, fmt: Format) -> "Batch":
-        return cls(signal, decode(signal, data, fmt), data, fmt)
+        message = decode(signal, data, fmt)
+        # Fields this proxy's OTLP version does not know were never scrubbed: they must
+        # not reach upstream (a newer collector could read them as attributes).
+        message.DiscardUnknownFields()
+        batch = cls(signal, message, data, fmt)
+        # The original bytes may stand for the batch only if they are exactly what the
+        # decoded, known-fields-only message encodes to (true of every canonical OTLP
+        # encoder's output unless it carried unknown fields). Comparing the re-encoding
+        # costs one serialization and proves it; on a mismatch the re-encoding is used.
+        if fmt is Format.PROTOBUF:
+            encoded = message.SerializeToString()
+            if encoded != data:
+                batch.changed = True
+                batch._encoded[Format.PROTOBUF] = encoded
+        return batch
+
+    def modified(self) -> None:
+        """Call after changing ``message``: encodings made before are stale."""
+        self.changed = True
+        self._encoded.clear()
 
     def to_bytes(self, fmt: Format) -> bytes:
         """The batch in ``fmt``: the original bytes when nothing changed and both are

@@ -68,7 +68,8 @@ class Pipeline:
         except Exception as exc:  # any failure at all: refuse, never forward as it was
             log.error("redaction failed, batch refused (%s, %s)", signal.name, exc.__class__.__name__)
             raise RedactionFailed("redaction failed; the batch was refused, not forwarded") from exc
-        batch.changed = report.changed
+        if report.changed:
+            batch.modified()
         handles.redact_duration.observe(time.perf_counter() - started)
         handles.received.inc(report.items_in)
         redacted, dropped = rule_counters[signal.name]

@@ -1,4 +1,5 @@
-"""Wiring and lifecycle: load, start in order, serve, reload on SIGHUP, drain on SIGTERM.
+"""Wiring and lifecycle: load, start in order, serve, reload (SIGHUP or the policy file
+changed), drain on SIGTERM.
 
 Strategy: start from the inside out — policy, forwarder, admin, then receivers — so
 nothing is accepted before it can be redacted and forwarded; mark ready last. Stop from
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -32,6 +34,7 @@ log = logging.getLogger("redact_proxy")
 EXIT_OK = 0
 EXIT_RUNTIME = 1  # could not start: port taken, unreadable TLS file, ...
 EXIT_CONFIG = 2  # invalid options or policy
+POLICY_POLL_SECONDS = 1.0  # how often the policy file is checked for changes
 
 
 class _JsonFormatter(logging.Formatter):
@@ -90,6 +93,7 @@ class Service:
             await self._close()
             return EXIT_RUNTIME
         self._install_signals()
+        watcher = asyncio.create_task(self._watch_policy())
         self.admin.ready = True
         log.info(
             "redact-proxy %s serving: grpc=%s http=%s admin=%s upstream=%s policy=%s (%s, sha256 %s)",
@@ -97,6 +101,7 @@ class Service:
             s.upstream.describe(), s.policy, policy.summary(), policy.sha256[:12],
         )
         await self.stopping.wait()
+        watcher.cancel()
         await self._drain()
         return EXIT_OK
 
@@ -120,6 +125,20 @@ class Service:
         log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
         return True
 
+    async def _watch_policy(self) -> None:
+        """Reload when the policy file changes. Polling a stat (which follows symlinks,
+        so a Kubernetes ConfigMap's atomic symlink swap counts) needs no extra dependency
+        and costs one syscall a second."""
+        path = self.settings.policy
+        last = _file_identity(path)
+        while True:
+            await asyncio.sleep(POLICY_POLL_SECONDS)
+            current = _file_identity(path)
+            if current != last and current is not None:
+                last = current
+                log.info("policy file changed, reloading")
+                self.reload()
+
     async def _drain(self) -> None:
         grace = self.settings.shutdown_grace
         self.admin.ready = False
@@ -137,6 +156,14 @@ class Service:
         if self.forwarder is not None:
             await self.forwarder.close()
         await self.admin.stop()
+
+
+def _file_identity(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # mid-replace or removed: keep the policy in force, look again later
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _startup_reason(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--upstream", None,
            "where clean batches go: grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug "
            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)"),
-    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT"),
+    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT (this release supports 1; scale out with replicas)"),
     Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression"),
     Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)"),
     Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)"),

@@ -29,11 +29,21 @@ DECISION_CACHE_LIMIT = 4096  # memoised keys per decider; a flood of unique keys
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What happens to one attribute key. ``action is None`` means: keep it."""
+    """What happens to one attribute key. ``action is None`` means: keep it, then apply
+    ``masks`` (the mask rules targeting this key) to the strings in its value."""
 
     action: Action | None
     rule: int = -1  # index into CompiledPolicy.rules, for the redaction counters
     rewrite: Callable[[str], str] | None = None  # sanitize_*: string -> string
+    masks: tuple["Mask", ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """One mask rule, ready to run: ``masker.mask(text)`` is one RE2 pass."""
+
+    rule: int
+    masker: object  # detectors.Masker
 
 
 KEEP = Decision(None)
@@ -42,11 +52,13 @@ KEEP = Decision(None)
 class Decider:
     """Key -> Decision for one (signal, level), memoised."""
 
-    __slots__ = ("key_rules", "keep_only", "top", "nested", "has_key_rules")
+    __slots__ = ("key_rules", "keep_only", "masks", "top", "nested", "has_key_rules")
 
-    def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...]):
+    def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...],
+                 masks: tuple[tuple["_KeyRule | None", Mask], ...] = ()):
         self.key_rules = key_rules
         self.keep_only = keep_only
+        self.masks = masks  # (key filter or None = every attribute, mask)
         self.has_key_rules = bool(key_rules)
         self.top: dict[str, Decision] = {}  # attributes: key rules, then keep_only
         self.nested: dict[str, Decision] = {}  # keys inside kvlists: key rules only
@@ -57,6 +69,10 @@ class Decider:
             d = self._first_match(key)
             if d is KEEP and self.keep_only and not any(r.matches(key) for r in self.keep_only):
                 d = Decision(Action.KEEP_ONLY, self.keep_only[0].index)
+            if d is KEEP and self.masks:
+                masks = tuple(m for f, m in self.masks if f is None or f.matches(key))
+                if masks:
+                    d = Decision(None, masks=masks)
             if len(self.top) >= DECISION_CACHE_LIMIT:
                 self.top.clear()
             self.top[key] = d
@@ -106,7 +122,9 @@ class CompiledPolicy:
     hasher: Callable[[bytes], str]
     deciders: dict[tuple[str, Level], Decider]
     drops: dict[str, tuple[DropRule, ...]]  # by signal name
-    maskers: tuple  # reserved for `mask` rules (value-level), applied after key rules
+    # Mask rules on names and bodies, by (signal, target): target is span_name,
+    # event_name (span events and log records' event_name) or log_body.
+    name_masks: dict[tuple[str, str], tuple[Mask, ...]]
 
     def decider(self, signal: str, level: Level) -> Decider:
         return self.deciders[(signal, level)]
@@ -138,21 +156,49 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
                 errors.append(f"{doc.source}:{rule.where}: invalid RE2 regex in patterns")
     if errors:
         raise PolicyError(errors)
+    masks = {r.index: _mask(r, hasher) for r in doc.rules if r.action is Action.MASK}
     for signal in SIGNAL_NAMES:
         for level in LEVELS_OF[signal]:
             applies = [r for r in doc.rules if signal in r.signals and level in r.levels]
             key_rules = tuple(compiled[r.index] for r in applies if r.index in compiled and r.action is not Action.KEEP_ONLY)
             keep = tuple(compiled[r.index] for r in applies if r.action is Action.KEEP_ONLY)
-            deciders[(signal, level)] = Decider(key_rules, keep)
+            attr_masks = tuple(
+                (_KeyRule(r, KEEP) if r.keys or r.patterns else None, masks[r.index])
+                for r in applies if r.index in masks and "attributes" in r.targets
+            )
+            deciders[(signal, level)] = Decider(key_rules, keep, attr_masks)
     drops = {
         s: tuple(_drop(r) for r in doc.rules if r.action is Action.DROP and s in r.signals and r.when)
         for s in SIGNAL_NAMES
     }
-    masks = tuple(r for r in doc.rules if r.action is Action.MASK)
-    if masks:
-        first = masks[0]
-        raise PolicyError([f"{doc.source}:{first.where}: action mask is not supported by this release yet"])
-    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, ())
+    name_masks = {}
+    for signal, target, level in _NAME_TARGETS:
+        name_masks[(signal, target)] = tuple(
+            masks[r.index] for r in doc.rules
+            if r.index in masks and target in r.targets and signal in r.signals and level in r.levels
+        )
+    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, name_masks)
+
+
+# Where a mask target lives: (signal, target, the level a rule must cover to reach it).
+_NAME_TARGETS = (
+    ("traces", "span_name", Level.SPAN),
+    ("traces", "event_name", Level.EVENT),
+    ("logs", "event_name", Level.LOG),
+    ("logs", "log_body", Level.LOG),
+)
+
+
+def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
+    from redact_proxy.policy.detectors import Masker  # only policies with mask rules need it
+
+    template = rule.replacement
+    if "{hash}" in template:
+        # The keyed hash of the matched text keeps correlation without the text.
+        replace = lambda text: template.replace("{hash}", hasher(text.encode()))  # noqa: E731
+    else:
+        replace = template
+    return Mask(rule.index, Masker(rule.detectors, rule.regexes, replace))
 
 
 def _decision(rule: Rule) -> Decision:

@@ -132,7 +132,7 @@ class PolicyCase:
     signal: str
     level: Level
     input: dict
-    expect: dict
+    expect: dict | None  # None: the item must be dropped
     where: Where
 
 
@@ -520,9 +520,13 @@ def _tests(entry, errs) -> list[PolicyCase]:
         payload = {}
         for f in ("input", "expect"):
             value = _CONSTRUCTOR.construct_object(fields[f][1], deep=True)
-            if not isinstance(value, dict):
-                errs.add(fields[f][1], f"{path}.{f}", "expected a mapping of attribute key: value")
+            if f == "expect" and value == "dropped":
+                value = None  # the item must be removed by a drop rule
+            elif not isinstance(value, dict):
+                errs.add(fields[f][1], f"{path}.{f}", "expected a mapping of attribute key: value"
+                         + (" (or `dropped`)" if f == "expect" else ""))
+                value = False
             payload[f] = value
-        if name is not None and isinstance(payload["input"], dict) and isinstance(payload["expect"], dict):
+        if name is not None and payload["input"] is not False and payload["expect"] is not False:
             cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], _where(item, path)))
     return cases

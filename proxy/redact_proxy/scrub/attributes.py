@@ -4,7 +4,8 @@ Strategy: walk a KeyValue list once. Each key's Decision comes from the decider'
 (one dict lookup for a known key); the action table says what to do with the value.
 Kept values that are kvlists or arrays are descended into, because a key rule applies to
 keys at any depth. Removals are collected and done last, back to front, so indices stay
-valid. Every change is counted in the ``Tally`` against the rule that made it.
+valid. Every change is counted in the ``Tally`` against the rule that made it. Mask rules run
+last, on what the key rules kept (SPEC 6, step 4).
 
 Depth: values are as deep as the decoder let them be (protobuf's recursion limit, 100);
 a RecursionError here fails the batch closed, like any other exception.
@@ -85,6 +86,34 @@ def rewrite_value(value: AnyValue, rewrite: Callable[[str], str]) -> None:
             rewrite_value(kv.value, rewrite)
 
 
+def mask_text(text: str, masks, tally: Tally) -> str | None:
+    """``text`` after every mask, or None if none of them changed it."""
+    out = None
+    for m in masks:
+        masked = m.masker.mask(text if out is None else out)
+        if masked is not None:
+            out = masked
+            tally.redactions[m.rule] += 1
+    if out is not None:
+        tally.changed = True
+    return out
+
+
+def mask_value(value: AnyValue, masks, tally: Tally) -> None:
+    """Mask every string inside ``value`` (arrays and kvlists included)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        masked = mask_text(value.string_value, masks, tally)
+        if masked is not None:
+            value.string_value = masked
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            mask_value(item, masks, tally)
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            mask_value(kv.value, masks, tally)
+
+
 def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
     """Scrub a top-level attribute list: key rules, then keep_only."""
     if attrs:
@@ -98,14 +127,26 @@ def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None
 
 
 def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher) -> None:
+    # The hot loop: most attributes are kept, so that path is one memo lookup and, when
+    # key rules exist, one look at the value's kind (inlined: no call per attribute).
     doomed = None
+    descend = decider.has_key_rules
     for i, kv in enumerate(kvs):
-        d: Decision | None = memo.get(kv.key)
+        key = kv.key
+        d: Decision | None = memo.get(key)
         if d is None:
-            d = decide(kv.key)
+            d = decide(key)
         if d is KEEP:
-            if decider.has_key_rules:
+            if descend:
+                value = kv.value
+                kind = value.WhichOneof("value")
+                if kind == "kvlist_value" or kind == "array_value":
+                    _descend(value, decider, tally, hasher)
+            continue
+        if d.action is None:  # kept, and mask rules target it
+            if descend:
                 _descend(kv.value, decider, tally, hasher)
+            mask_value(kv.value, d.masks, tally)
             continue
         tally.redactions[d.rule] += 1
         tally.changed = True

@@ -1,10 +1,10 @@
-"""Logs: resource, scope and log record attributes, keys inside structured bodies; drop
-rules on log records."""
+"""Logs: resource, scope and log record attributes, keys inside structured bodies, bodies
+and event names (mask targets); drop rules on log records."""
 
 from __future__ import annotations
 
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.scrub.attributes import Tally, scrub_attributes, scrub_value
+from redact_proxy.scrub.attributes import Tally, mask_text, mask_value, scrub_attributes, scrub_value
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
 
@@ -18,6 +18,8 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     log_d = policy.decider("logs", Level.LOG)
     drops = policy.drops["logs"]
     hasher = policy.hasher
+    body_masks = policy.name_masks[("logs", "log_body")]
+    event_masks = policy.name_masks[("logs", "event_name")]
     dropped_any = False
     for rl in request.resource_logs:
         scrub_attributes(rl.resource.attributes, resource, tally, hasher)
@@ -31,6 +33,12 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
                 scrub_attributes(record.attributes, log_d, tally, hasher)
                 if record.HasField("body"):
                     scrub_value(record.body, log_d, tally, hasher)
+                    if body_masks:
+                        mask_value(record.body, body_masks, tally)
+                if event_masks and record.event_name:
+                    masked = mask_text(record.event_name, event_masks, tally)
+                    if masked is not None:
+                        record.event_name = masked
         if pruned:
             prune_empty(rl.scope_logs, "log_records")
             dropped_any = True

@@ -1,9 +1,10 @@
-"""Traces: resource, scope, span, event and link attributes; drop rules on spans."""
+"""Traces: resource, scope, span, event and link attributes; span and event names (mask
+targets); drop rules on spans."""
 
 from __future__ import annotations
 
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.scrub.attributes import Tally, scrub_attributes
+from redact_proxy.scrub.attributes import Tally, mask_text, scrub_attributes
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
 
@@ -19,6 +20,8 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     link_d = policy.decider("traces", Level.LINK)
     drops = policy.drops["traces"]
     hasher = policy.hasher
+    name_masks = policy.name_masks[("traces", "span_name")]
+    event_masks = policy.name_masks[("traces", "event_name")]
     dropped_any = False
     for rs in request.resource_spans:
         scrub_attributes(rs.resource.attributes, resource, tally, hasher)
@@ -30,8 +33,16 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
                 pruned = True
             for span in spans:
                 scrub_attributes(span.attributes, span_d, tally, hasher)
+                if name_masks:
+                    masked = mask_text(span.name, name_masks, tally)
+                    if masked is not None:
+                        span.name = masked
                 for event in span.events:
                     scrub_attributes(event.attributes, event_d, tally, hasher)
+                    if event_masks:
+                        masked = mask_text(event.name, event_masks, tally)
+                        if masked is not None:
+                            event.name = masked
                 for link in span.links:
                     scrub_attributes(link.attributes, link_d, tally, hasher)
         if pruned:

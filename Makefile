@@ -1,0 +1,42 @@
+# Set-up and entry points. `make run` and `make test` each install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
+
+.PHONY: install run test test-unit bench check-policies clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job: the proxy with the doctrine policy. With no upstream configured it prints
+# redacted OTLP-JSON on stdout. A throw-away hash key is made when none is set (hashes
+# then differ from run to run; set REDACT_PROXY_HASH_KEY to keep them stable).
+run: install
+	@if [ -z "$$REDACT_PROXY_HASH_KEY" ]; then echo "make run: REDACT_PROXY_HASH_KEY not set, using a random key for this run" >&2; fi
+	REDACT_PROXY_HASH_KEY="$${REDACT_PROXY_HASH_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_hex(32))')}" \
+		$(VENV)/bin/redact-proxy --policy policies/doctrine.yaml
+
+# Everything the tests need (Python packages, Go builds of the collector and Jaeger,
+# Prometheus/Alertmanager from Debian, the Node.js SDK), then every test.
+test: install
+	bash tests/e2e/setup.sh
+	$(PY) -m pytest
+
+# Quick loop while developing: no real-stack tests.
+test-unit: install
+	$(PY) -m pytest --ignore=tests/e2e --ignore=tests/deploy
+
+bench: install
+	$(PY) benchmarks/engine.py
+
+check-policies: install
+	for p in policies/*.yaml; do REDACT_PROXY_HASH_KEY=check-only-key-0123456789 $(VENV)/bin/redact-proxy check --policy $$p || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

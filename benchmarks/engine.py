@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Scrub throughput in-process, beside the cost of a bare protobuf parse + serialize.
+
+What it measures, per workload (fixed seed, so every run scrubs the same bytes):
+  floor   = parse + serialize of the batch            (what any OTLP hop pays)
+  proxy   = what the pipeline does: parse, drop unknown fields, prove the original bytes
+            reusable (one serialize), scrub, serialize again if anything changed
+  ratio   = proxy / floor                             (the figure that matters: it cancels
+                                                       out how fast this machine is today)
+Both are timed alternately in the same loop, so machine noise hits them alike.
+
+Workloads: traces (1000-span batches, 12 attributes per span of which 5 sensitive),
+traces-clean (same shape, no sensitive key), metrics (1000 data points over 50 metrics,
+8 attributes each, 3 sensitive), logs (1000 records, 10 attributes of which 4 sensitive,
+structured bodies with a sensitive key inside).
+
+    python benchmarks/engine.py [--policy policies/doctrine.yaml] [--seconds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "proxy"))
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from redact_proxy.codec import Batch, Format  # noqa: E402
+from redact_proxy.policy import load  # noqa: E402
+from redact_proxy.scrub import scrub  # noqa: E402
+from redact_proxy.signals import BY_NAME  # noqa: E402
+
+# Keys the doctrine policy deletes or hashes, and keys it lets through.
+SENSITIVE = ["user.id", "user.email", "client.address", "http.request.header.authorization",
+             "message.content", "net.peer.ip", "enduser.id", "db.statement"]
+BENIGN = ["http.route", "http.request.method", "http.response.status_code", "server.address",
+          "server.port", "rpc.system", "room.count", "message.size", "peer.count", "url.scheme",
+          "network.protocol.version", "otel.scope.name", "component", "thread.id"]
+
+
+def _set(kv, rng: random.Random, size: int = 24) -> None:
+    kind = rng.random()
+    if kind < 0.7:
+        kv.value.string_value = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=size))
+    elif kind < 0.9:
+        kv.value.int_value = rng.randrange(1 << 40)
+    else:
+        kv.value.bool_value = rng.random() < 0.5
+
+
+def _attrs(target, rng: random.Random, n: int, n_sensitive: int, sensitive=SENSITIVE) -> None:
+    keys = rng.sample(sensitive, n_sensitive) + rng.sample(BENIGN, n - n_sensitive)
+    rng.shuffle(keys)
+    for key in keys:
+        _set(target.add(key=key), rng)
+
+
+def _resource(resource, rng):
+    for key, value in (("service.name", "railgun-api"), ("host.name", "api-1"), ("telemetry.sdk.language", "python")):
+        resource.attributes.add(key=key).value.string_value = value
+
+
+def traces(rng: random.Random, sensitive: int = 5) -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    _resource(rs.resource, rng)
+    ss = rs.scope_spans.add()
+    ss.scope.name = "railgun.api"
+    for _ in range(1000):
+        span = ss.spans.add(name="POST /rooms/{id}/messages", trace_id=rng.randbytes(16), span_id=rng.randbytes(8),
+                            parent_span_id=rng.randbytes(8), kind=2,
+                            start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_000_050_000_000)
+        _attrs(span.attributes, rng, 12, sensitive)
+    return req.SerializeToString()
+
+
+def metrics(rng: random.Random) -> bytes:
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    _resource(rm.resource, rng)
+    sm = rm.scope_metrics.add()
+    for m in range(50):
+        metric = sm.metrics.add(name=f"railgun.metric.{m}")
+        points = (metric.sum if m % 2 else metric.histogram).data_points
+        for _ in range(20):
+            p = points.add(time_unix_nano=1_700_000_000_000_000_000)
+            _attrs(p.attributes, rng, 8, 3)
+            if m % 2 == 0:
+                p.count = 3
+                p.bucket_counts.extend([1, 1, 1])
+                p.explicit_bounds.extend([0.1, 1.0])
+                ex = p.exemplars.add(as_double=0.5, trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
+                _attrs(ex.filtered_attributes, rng, 2, 1)
+            else:
+                p.as_int = rng.randrange(1000)
+    return req.SerializeToString()
+
+
+def logs(rng: random.Random) -> bytes:
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    _resource(rl.resource, rng)
+    sl = rl.scope_logs.add()
+    for _ in range(1000):
+        rec = sl.log_records.add(time_unix_nano=1_700_000_000_000_000_000, severity_number=9, severity_text="INFO",
+                                 trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
+        _attrs(rec.attributes, rng, 10, 4)
+        body = rec.body.kvlist_value.values
+        body.add(key="event").value.string_value = "message.sent"
+        body.add(key="user.email").value.string_value = "someone@example.com"
+    return req.SerializeToString()
+
+
+WORKLOADS = {
+    "traces": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng), 1000),
+    "traces-clean": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng, sensitive=0), 1000),
+    "metrics": ("metrics", ExportMetricsServiceRequest, metrics, 1000),
+    "logs": ("logs", ExportLogsServiceRequest, logs, 1000),
+}
+
+
+def measure(name: str, policy, seconds: float) -> dict:
+    signal, cls, make, items = WORKLOADS[name]
+    data = make(random.Random(42))
+
+    def floor() -> None:
+        msg = cls()
+        msg.ParseFromString(data)
+        msg.SerializeToString()
+
+    def proxy() -> None:  # exactly the pipeline's path, minus the network
+        batch = Batch.from_bytes(BY_NAME[signal], data, Format.PROTOBUF)
+        report = scrub(signal, batch.message, policy)
+        if report.changed:
+            batch.modified()
+        batch.to_bytes(Format.PROTOBUF)
+
+    for fn in (floor, proxy):  # warm-up: memoised key decisions, allocator
+        fn()
+    t_floor = t_proxy = 0.0
+    rounds = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or rounds < 3:
+        t0 = time.perf_counter()
+        floor()
+        t1 = time.perf_counter()
+        proxy()
+        t2 = time.perf_counter()
+        t_floor += t1 - t0
+        t_proxy += t2 - t1
+        rounds += 1
+    return {
+        "workload": name,
+        "batch_bytes": len(data),
+        "items_per_batch": items,
+        "rounds": rounds,
+        "floor_items_per_s": items * rounds / t_floor,
+        "proxy_items_per_s": items * rounds / t_proxy,
+        "proxy_ms_per_batch": 1000 * t_proxy / rounds,
+        "ratio_vs_floor": t_proxy / t_floor,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", default=str(ROOT / "policies" / "doctrine.yaml"))
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per workload")
+    parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS), help="repeatable; default all")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    os.environ.setdefault("REDACT_PROXY_HASH_KEY", "benchmark-key-0123456789abcdef")
+    policy = load(args.policy)
+    results = []
+    for name in args.workload or list(WORKLOADS):
+        print(f"measuring {name} for {args.seconds:.0f}s ...", file=sys.stderr)
+        results.append(measure(name, policy, args.seconds))
+    if args.json:
+        print(json.dumps({"policy": args.policy, "results": results}, indent=2))
+        return 0
+    print(f"policy: {args.policy}   (one core; items = spans, data points or log records)")
+    print(f"{'workload':<14}{'floor items/s':>15}{'proxy items/s':>15}{'ms/batch':>10}{'proxy/floor':>13}")
+    for r in results:
+        print(f"{r['workload']:<14}{r['floor_items_per_s']:>15,.0f}{r['proxy_items_per_s']:>15,.0f}"
+              f"{r['proxy_ms_per_batch']:>10.2f}{r['ratio_vs_floor']:>12.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The scrubber without a network: ``apply`` (files in, redacted files out) and ``test``
+(a policy's embedded ``tests:`` cases).
+
+Strategy: both build ordinary export requests and run them through the same ``scrub`` the
+proxy runs, so what they show is what the proxy does. ``apply`` reads OTLP protobuf (one
+export request) or OTLP-JSON (one request, or JSON lines as the collector's file
+exporter writes them); ``test`` builds a one-item request per case with the case's
+attributes at the case's level and compares what is left.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+from pathlib import Path
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from redact_proxy.codec import Batch, Format
+from redact_proxy.errors import ConfigError, MalformedRequest
+from redact_proxy.policy import CompiledPolicy, Level
+from redact_proxy.policy.compile import compile_policy
+from redact_proxy.policy.schema import DEFAULT_KEY_ENV, PolicyCase, load_file
+from redact_proxy.scrub import scrub
+from redact_proxy.scrub.attributes import hash_value
+from redact_proxy.signals import BY_NAME
+
+_JSON_ROOTS = {"resourceSpans": "traces", "resourceMetrics": "metrics", "resourceLogs": "logs",
+               "resource_spans": "traces", "resource_metrics": "metrics", "resource_logs": "logs"}
+
+
+# --- apply ------------------------------------------------------------------------------
+
+
+def guess_format(path: str | None, explicit: str | None) -> Format:
+    if explicit:
+        return Format.JSON if explicit == "json" else Format.PROTOBUF
+    if path and Path(path).suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        return Format.JSON
+    if path and Path(path).suffix.lower() in (".pb", ".bin", ".protobuf"):
+        return Format.PROTOBUF
+    raise ConfigError(["cannot tell the input format from the file name; give --format json or --format protobuf"])
+
+
+def apply(policy: CompiledPolicy, data: bytes, fmt: Format, signal: str | None) -> list[bytes]:
+    """Redact every export request in ``data``; returns one output document per request."""
+    if fmt is Format.PROTOBUF:
+        if signal is None:
+            raise ConfigError(["protobuf input does not say its signal; give --signal traces|metrics|logs"])
+        return [_apply_one(policy, data, fmt, signal)]
+    text = data.decode("utf-8", "replace").strip()
+    docs = [text] if text.startswith("{") and "\n{" not in text else [ln for ln in text.splitlines() if ln.strip()]
+    out = []
+    for n, doc in enumerate(docs, 1):
+        sig = signal or _json_signal(doc, n)
+        out.append(_apply_one(policy, doc.encode(), fmt, sig))
+    return out
+
+
+def _json_signal(doc: str, n: int) -> str:
+    try:
+        root = json.loads(doc)
+    except ValueError as exc:
+        raise MalformedRequest(f"document {n} is not valid JSON") from exc
+    for key, signal in _JSON_ROOTS.items():
+        if isinstance(root, dict) and key in root:
+            return signal
+    raise MalformedRequest(f"document {n} is not an OTLP export request (no resourceSpans/Metrics/Logs)")
+
+
+def _apply_one(policy: CompiledPolicy, data: bytes, fmt: Format, signal: str) -> bytes:
+    batch = Batch.from_bytes(BY_NAME[signal], data, fmt)
+    if scrub(signal, batch.message, policy).changed:
+        batch.modified()
+    return batch.to_bytes(fmt)
+
+
+# --- test -------------------------------------------------------------------------------
+
+
+def load_for_test(path: str, environ=None) -> tuple[CompiledPolicy, list[PolicyCase], str | None]:
+    """The policy and its cases. A missing hash key is replaced by a fixed test key (with
+    a note): `{hash}` expectations are computed with the same key, so cases do not depend
+    on the production secret and can run in CI without it."""
+    doc = load_file(path)
+    environ = dict(os.environ if environ is None else environ)
+    note = None
+    key_env = doc.hash.key_env or DEFAULT_KEY_ENV
+    if doc.hash.algorithm == "hmac-sha256" and doc.hash.key_file is None and not environ.get(key_env):
+        environ[key_env] = "redact-proxy-test-key-not-secret"
+        note = f"{key_env} not set: hashing with a fixed test key"
+    return compile_policy(doc, environ), list(doc.tests), note
+
+
+def _any(value, out: AnyValue) -> None:
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, (bytes, bytearray)):
+        out.bytes_value = bytes(value)
+    elif isinstance(value, list):
+        out.array_value.SetInParent()
+        for item in value:
+            _any(item, out.array_value.values.add())
+    elif isinstance(value, dict):
+        out.kvlist_value.SetInParent()
+        for k, v in value.items():
+            _any(v, out.kvlist_value.values.add(key=str(k)).value)
+    elif value is not None:
+        out.string_value = str(value)
+
+
+def _plain(value: AnyValue):
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind) if kind else None
+
+
+def _one_item(case: PolicyCase):
+    """A request with one item; returns (request, the attribute list the case fills)."""
+    req = BY_NAME[case.signal].request()
+    if case.signal == "traces":
+        rs = req.resource_spans.add()
+        ss = rs.scope_spans.add()
+        span = ss.spans.add(name="test", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+        where = {Level.RESOURCE: rs.resource.attributes, Level.SCOPE: ss.scope.attributes,
+                 Level.SPAN: span.attributes, Level.EVENT: span.events.add(name="e").attributes,
+                 Level.LINK: span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8).attributes}
+    elif case.signal == "metrics":
+        rm = req.resource_metrics.add()
+        sm = rm.scope_metrics.add()
+        point = sm.metrics.add(name="test").gauge.data_points.add(as_int=1)
+        where = {Level.RESOURCE: rm.resource.attributes, Level.SCOPE: sm.scope.attributes,
+                 Level.DATAPOINT: point.attributes, Level.EXEMPLAR: point.exemplars.add(as_int=1).filtered_attributes}
+    else:
+        rl = req.resource_logs.add()
+        sl = rl.scope_logs.add()
+        record = sl.log_records.add(severity_text="INFO")
+        where = {Level.RESOURCE: rl.resource.attributes, Level.SCOPE: sl.scope.attributes, Level.LOG: record.attributes}
+    if case.level not in where:
+        raise ConfigError([f"{case.where}: level {case.level.value} does not exist in {case.signal}"])
+    return req, where[case.level]
+
+
+def run_case(policy: CompiledPolicy, case: PolicyCase) -> dict | None:
+    """What the case's input becomes; None when the item was dropped."""
+    req, attrs = _one_item(case)
+    for key, value in case.input.items():
+        _any(value, attrs.add(key=str(key)).value)
+    report = scrub(case.signal, req, policy)
+    if report.items_out == 0:
+        return None
+    # Scrubbing edits in place: `attrs` is a live view of the scrubbed list.
+    return {kv.key: _plain(kv.value) for kv in attrs}
+
+
+def expected(policy: CompiledPolicy, case: PolicyCase) -> dict | None:
+    """The case's expectation (None: the item is dropped), with `{hash}` resolved to the
+    hash of the input value under the same key."""
+    if case.expect is None:
+        return None
+    out = {}
+    for key, value in case.expect.items():
+        if value == "{hash}":
+            tmp = AnyValue()
+            _any(case.input.get(key), tmp)
+            hash_value(tmp, policy.hasher)
+            value = _plain(tmp)
+        out[str(key)] = value
+    return out
+
+
+def run_tests(policy: CompiledPolicy, cases: list[PolicyCase], source: str, out=sys.stdout) -> int:
+    failed = 0
+    for case in cases:
+        got = run_case(policy, case)
+        want = expected(policy, case)
+        if got == want:
+            print(f"ok    {case.name}", file=out)
+            continue
+        failed += 1
+        print(f"FAIL  {case.name}  ({source}:{case.where})", file=out)
+        want_text = ["(dropped)"] if want is None else _lines(want)
+        got_text = ["(dropped)"] if got is None else _lines(got)
+        for line in difflib.unified_diff(want_text, got_text, "expected", "got", lineterm="", n=10):
+            print(f"      {line}", file=out)
+    print(f"{len(cases) - failed} passed, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def _lines(attrs: dict) -> list[str]:
+    return [f"{k}: {json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(attrs.items())]
+
