@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from redact_proxy.telemetry import Telemetry
+from redact_proxy.workers import is_worker
 
 
 class Admin:
@@ -36,7 +37,7 @@ class Admin:
     async def start(self, host: str, port: int) -> None:
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
-        await web.TCPSite(self.runner, host, port).start()
+        await web.TCPSite(self.runner, host, port, reuse_port=is_worker()).start()
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -114,6 +114,20 @@ def serve(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(f"redact-proxy: {line}", file=sys.stderr)
         return EXIT_CONFIG
+    from redact_proxy import workers
+
+    if settings.workers > 1 and not workers.is_worker():
+        from redact_proxy.logconfig import configure_logging
+        from redact_proxy.policy import load
+
+        try:  # one clear error here rather than N from the workers
+            load(settings.policy)
+        except ConfigError as exc:
+            for line in exc.errors:
+                print(f"redact-proxy: policy: {line}", file=sys.stderr)
+            return EXIT_CONFIG
+        configure_logging(settings.log_format, settings.log_level)
+        return workers.supervise(settings.workers, settings.shutdown_grace)
     from redact_proxy.service import serve as run  # imports grpc/aiohttp: only when serving
 
     return run(settings)

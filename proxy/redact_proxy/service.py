@@ -11,17 +11,16 @@ A start-up failure is one clear log line and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
-import sys
 import time
 
 from redact_proxy import __version__
 from redact_proxy.admin import Admin
 from redact_proxy.errors import ConfigError
 from redact_proxy.forward import build as build_forwarder
+from redact_proxy.logconfig import configure_logging
 from redact_proxy.pipeline import Pipeline
 from redact_proxy.policy import load as load_policy
 from redact_proxy.receivers.grpc import GrpcReceiver
@@ -35,27 +34,6 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1  # could not start: port taken, unreadable TLS file, ...
 EXIT_CONFIG = 2  # invalid options or policy
 POLICY_POLL_SECONDS = 1.0  # how often the policy file is checked for changes
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "msg": record.getMessage(),
-        })
-
-
-def configure_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("redact_proxy")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
 
 
 class Service:

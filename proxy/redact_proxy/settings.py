@@ -43,7 +43,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--upstream", None,
            "where clean batches go: grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug "
            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)"),
-    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT (this release supports 1; scale out with replicas)"),
+    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them"),
     Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression"),
     Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)"),
     Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)"),
@@ -255,8 +255,6 @@ class Settings:
             errors.append(f"--log-level: expected debug, info, warning or error, got {settings_kw['log_level']!r}")
         if values.get("queue_dir"):
             errors.append("--queue-dir: the persistent queue is not available in this release")
-        if settings_kw["workers"] and settings_kw["workers"] > 1:
-            errors.append("--workers: only 1 is supported in this release; run replicas instead")
         if not (values.get("grpc_listen") and settings_kw["grpc_listen"]) and not (values.get("http_listen") and settings_kw["http_listen"]) and not errors:
             errors.append("both receivers are off: nothing would be received")
         if errors:

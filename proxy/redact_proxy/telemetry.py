@@ -8,17 +8,27 @@ transport, gRPC/HTTP codes and operator-written rule names: never telemetry cont
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-    generate_latest,
+    generate_latest, multiprocess,
 )
 
 from redact_proxy.policy import Action, CompiledPolicy
 
 # `*_created` series double the exposition and no dashboard or alert here uses them.
 disable_created_metrics()
+
+# With --workers > 1 every process writes its values to files in this directory and
+# /metrics reads them all back: the figures are sums over workers (SPEC section 7).
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+# Counted by the --workers supervisor; only exposed (summed from the multiprocess
+# directory) when there is a supervisor.
+worker_restarts = Counter(
+    "redact_proxy_worker_restarts", "Worker processes restarted after dying.", registry=None)
 
 # Request latency spans client -> upstream answer; redact latency only the scrub step.
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -66,12 +76,14 @@ class Telemetry:
             "redact_proxy_redact_duration_seconds", "Time spent decoding and scrubbing one batch.",
             ["signal"], buckets=_REDACT_BUCKETS, registry=r)
         self.inflight = Gauge(
-            "redact_proxy_inflight_requests", "Export requests being processed.", registry=r)
+            "redact_proxy_inflight_requests", "Export requests being processed.", registry=r,
+            multiprocess_mode="livesum")
         self.policy_reloads = Counter(
             "redact_proxy_policy_reloads", "Policy reload attempts.", ["result"], registry=r)
         self.policy_info = Gauge(
             "redact_proxy_policy_info", "The policy in force (value 1), by SHA-256 of its file.",
-            ["sha256"], registry=r)
+            ["sha256"], registry=r, multiprocess_mode="livemax")
+        self._policy_sha: str | None = None
         for result in ("success", "failure"):
             self.policy_reloads.labels(result)
         self._handles = {
@@ -110,8 +122,17 @@ class Telemetry:
         return out
 
     def set_policy(self, policy: CompiledPolicy) -> None:
-        self.policy_info.clear()
+        previous, self._policy_sha = self._policy_sha, policy.sha256
+        if previous is not None and previous != policy.sha256:
+            if MULTIPROCESS:  # values live in files: a series cannot be removed, only zeroed
+                self.policy_info.labels(previous).set(0)
+            else:
+                self.policy_info.remove(previous)
         self.policy_info.labels(policy.sha256).set(1)
 
     def exposition(self) -> tuple[bytes, str]:
+        if MULTIPROCESS:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

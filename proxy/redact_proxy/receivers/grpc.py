@@ -20,6 +20,7 @@ from redact_proxy.pipeline import Pipeline
 from redact_proxy.receivers import check_token, status_message
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL, Signal
+from redact_proxy.workers import is_worker
 
 log = logging.getLogger("redact_proxy")
 
@@ -36,8 +37,9 @@ class GrpcReceiver:
         self.server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_request_bytes),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
-            # Explicitly off: a second proxy on the same port must fail, not share it.
-            ("grpc.so_reuseport", 0),
+            # On only for --workers (the kernel spreads connections over the workers); off
+            # otherwise, so a second proxy on the same port fails instead of sharing it.
+            ("grpc.so_reuseport", 1 if is_worker() else 0),
         ])
         services: dict[str, dict] = {}
         for signal in ALL:

@@ -25,6 +25,7 @@ from redact_proxy.pipeline import Pipeline
 from redact_proxy.receivers import check_token, status_message
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL, Signal
+from redact_proxy.workers import is_worker
 
 log = logging.getLogger("redact_proxy")
 
@@ -53,7 +54,7 @@ class HttpReceiver:
         await self.runner.setup()
         site = web.TCPSite(
             self.runner, s.http_listen.host, s.http_listen.port,
-            ssl_context=server_ssl_context(s), reuse_port=False, backlog=1024,
+            ssl_context=server_ssl_context(s), reuse_port=is_worker(), backlog=1024,
         )
         await site.start()
 
