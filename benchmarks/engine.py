@@ -10,7 +10,8 @@ What it measures, per workload (fixed seed, so every run scrubs the same bytes):
 Both are timed alternately in the same loop, so machine noise hits them alike.
 
 Workloads: traces (1000-span batches, 12 attributes per span of which 5 sensitive),
-traces-clean (same shape, no sensitive key), metrics (1000 data points over 50 metrics,
+traces-clean (same shape, no sensitive key), traces-values (10 benign attributes, a
+200-byte free-text attribute and a SQL statement per span: the mask/sanitize cost), metrics (1000 data points over 50 metrics,
 8 attributes each, 3 sensitive), logs (1000 records, 10 attributes of which 4 sensitive,
 structured bodies with a sensitive key inside).
 
@@ -83,6 +84,35 @@ def traces(rng: random.Random, sensitive: int = 5) -> bytes:
     return req.SerializeToString()
 
 
+_WORDS = ("the", "room", "message", "sent", "at", "retry", "after", "user", "joined", "left", "call",
+          "connection", "dropped", "peer", "fallback", "activated", "for", "session", "timeout")
+_SQL = ("SELECT m.id, m.body FROM messages m WHERE m.room_id = {n} AND m.created_at > '2026-11-{d:02d}' "
+        "AND m.sender IN ({n}, {m}, {k}) ORDER BY m.created_at DESC LIMIT 50")
+
+
+def free_text(rng: random.Random, size: int = 200) -> str:
+    words = []
+    while sum(len(w) + 1 for w in words) < size:
+        r = rng.random()
+        words.append("ada@example.com" if r < 0.03 else "203.0.113.7" if r < 0.05 else rng.choice(_WORDS))
+    return " ".join(words)[:size]
+
+
+def traces_values(rng: random.Random) -> bytes:
+    """Every span: 10 benign attributes, a 200-byte free-text one and a SQL statement."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    _resource(rs.resource, rng)
+    ss = rs.scope_spans.add()
+    for _ in range(1000):
+        span = ss.spans.add(name="SELECT messages", trace_id=rng.randbytes(16), span_id=rng.randbytes(8), kind=3)
+        _attrs(span.attributes, rng, 10, 0)
+        span.attributes.add(key="event.detail").value.string_value = free_text(rng)
+        span.attributes.add(key="db.statement").value.string_value = _SQL.format(
+            n=rng.randrange(10**6), m=rng.randrange(10**6), k=rng.randrange(10**6), d=rng.randrange(1, 28))
+    return req.SerializeToString()
+
+
 def metrics(rng: random.Random) -> bytes:
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
@@ -123,6 +153,7 @@ def logs(rng: random.Random) -> bytes:
 WORKLOADS = {
     "traces": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng), 1000),
     "traces-clean": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng, sensitive=0), 1000),
+    "traces-values": ("traces", ExportTraceServiceRequest, traces_values, 1000),
     "metrics": ("metrics", ExportMetricsServiceRequest, metrics, 1000),
     "logs": ("logs", ExportLogsServiceRequest, logs, 1000),
 }
@@ -170,6 +201,35 @@ def measure(name: str, policy, seconds: float) -> dict:
     }
 
 
+def value_actions(policy, seconds: float) -> dict:
+    """Cost of the value actions alone, per call, on the traces-values inputs: one mask
+    pass (all of the policy's detectors) over a 200-byte text, one SQL sanitize."""
+    from redact_proxy.policy.schema import Action
+    from redact_proxy.policy.sql import sanitize_sql
+
+    mask_rules = [r for r in policy.rules if r.action is Action.MASK]
+    rng = random.Random(7)
+    texts = [free_text(rng) for _ in range(200)]
+    sqls = [_SQL.format(n=i, m=i + 1, k=i + 2, d=1 + i % 27) for i in range(200)]
+    out = {}
+    if mask_rules:
+        from redact_proxy.policy.detectors import Masker
+
+        masker = Masker(mask_rules[0].detectors, mask_rules[0].regexes, "[REDACTED]")
+        out["mask_us_per_200B_value"] = _per_call(lambda: [masker.mask(t) for t in texts], len(texts), seconds)
+    out["sanitize_sql_us_per_statement"] = _per_call(lambda: [sanitize_sql(q) for q in sqls], len(sqls), seconds)
+    return out
+
+
+def _per_call(fn, calls: int, seconds: float) -> float:
+    fn()
+    rounds, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or rounds < 3:
+        fn()
+        rounds += 1
+    return 1e6 * (time.perf_counter() - t0) / (rounds * calls)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", default=str(ROOT / "policies" / "doctrine.yaml"))
@@ -183,14 +243,22 @@ def main() -> int:
     for name in args.workload or list(WORKLOADS):
         print(f"measuring {name} for {args.seconds:.0f}s ...", file=sys.stderr)
         results.append(measure(name, policy, args.seconds))
+    values = value_actions(policy, min(args.seconds, 2.0))
     if args.json:
-        print(json.dumps({"policy": args.policy, "results": results}, indent=2))
+        print(json.dumps({"policy": args.policy, "results": results, "value_actions": values}, indent=2))
         return 0
     print(f"policy: {args.policy}   (one core; items = spans, data points or log records)")
     print(f"{'workload':<14}{'floor items/s':>15}{'proxy items/s':>15}{'ms/batch':>10}{'proxy/floor':>13}")
     for r in results:
         print(f"{r['workload']:<14}{r['floor_items_per_s']:>15,.0f}{r['proxy_items_per_s']:>15,.0f}"
               f"{r['proxy_ms_per_batch']:>10.2f}{r['ratio_vs_floor']:>12.2f}x")
+    by_name = {r["workload"]: r for r in results}
+    if "traces-values" in by_name and "traces-clean" in by_name:
+        extra = by_name["traces-values"]["proxy_ms_per_batch"] - by_name["traces-clean"]["proxy_ms_per_batch"]
+        print(f"traces-values minus traces-clean: {1000 * extra / 1000:.1f} us per span "
+              "(mask of a 200-byte text + sanitize of a SQL statement, in the pipeline)")
+    for name, value in values.items():
+        print(f"{name}: {value:.1f}")
     return 0
 
 

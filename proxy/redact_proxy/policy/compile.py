@@ -25,6 +25,8 @@ from redact_proxy.policy.schema import (
 
 MIN_KEY_BYTES = 16  # an HMAC key shorter than this is guessable; refuse it
 DECISION_CACHE_LIMIT = 4096  # memoised keys per decider; a flood of unique keys resets it
+MASK_MEMO_LIMIT = 8192  # memoised values per mask rule
+MASK_MEMO_MAX_VALUE = 256  # characters; longer values (free text, bodies) rarely repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +40,29 @@ class Decision:
     masks: tuple["Mask", ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
 class Mask:
-    """One mask rule, ready to run: ``masker.mask(text)`` is one RE2 pass."""
+    """One mask rule, ready to run: ``apply(text)`` is one RE2 pass over a value not seen
+    recently. Attribute values repeat a lot (routes, methods, service names), so results
+    are memoised, in memory only, and the memo is reset when it fills."""
 
-    rule: int
-    masker: object  # detectors.Masker
+    __slots__ = ("rule", "masker", "memo")
+
+    def __init__(self, rule: int, masker):
+        self.rule = rule
+        self.masker = masker  # detectors.Masker
+        self.memo: dict[str, str | None] = {}
+
+    def apply(self, text: str) -> str | None:
+        """The masked text, or None when nothing in it is masked."""
+        memo = self.memo
+        if text in memo:
+            return memo[text]
+        out = self.masker.mask(text)
+        if len(text) <= MASK_MEMO_MAX_VALUE:
+            if len(memo) >= MASK_MEMO_LIMIT:
+                memo.clear()
+            memo[text] = out
+        return out
 
 
 KEEP = Decision(None)

@@ -90,7 +90,7 @@ def mask_text(text: str, masks, tally: Tally) -> str | None:
     """``text`` after every mask, or None if none of them changed it."""
     out = None
     for m in masks:
-        masked = m.masker.mask(text if out is None else out)
+        masked = m.apply(text if out is None else out)
         if masked is not None:
             out = masked
             tally.redactions[m.rule] += 1
