@@ -21,6 +21,18 @@ class _JsonFormatter(logging.Formatter):
         })
 
 
+class _LibraryRecord(logging.Filter):
+    """Records from other libraries (aiohttp's HTTP parser errors, grpc) quote request
+    bytes in their message and traceback: keep the logger name and exception class only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        record.msg = f"{record.name}: {record.levelname.lower()}" + (f" ({exc.__class__.__name__})" if exc else "")
+        record.args = ()
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
 def configure_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -31,3 +43,9 @@ def configure_logging(fmt: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # Everything else (aiohttp, grpc, asyncio) reaches the root logger: same format, no content.
+    other = logging.StreamHandler(sys.stderr)
+    other.setFormatter(handler.formatter)
+    other.addFilter(_LibraryRecord())
+    logging.getLogger().handlers[:] = [other]
+    logging.getLogger().setLevel(logging.WARNING)

@@ -146,7 +146,8 @@ def _file_identity(path) -> tuple | None:
 
 def _startup_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
-        return f"{exc.strerror} ({exc.__class__.__name__})"
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where} ({exc.__class__.__name__})"
     return str(exc) or exc.__class__.__name__
 
 

@@ -83,7 +83,10 @@ def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
     if exc.details():
         message += f": {exc.details()}"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return UpstreamThrottled(message, _retry_delay(exc), code=code.name)
+        delay = _retry_delay(exc)
+        if delay is None:  # OTLP: without RetryInfo, RESOURCE_EXHAUSTED is not retryable
+            return UpstreamRejected(message, code, 429, code.name)
+        return UpstreamThrottled(message, delay, code=code.name)
     if code in RETRYABLE_GRPC_CODES:
         label = "timeout" if code is grpc.StatusCode.DEADLINE_EXCEEDED else code.name
         return UpstreamUnavailable(message, _retry_delay(exc), code=label)

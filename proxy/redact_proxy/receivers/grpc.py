@@ -10,6 +10,7 @@ UNIMPLEMENTED for unknown methods. Errors become a status with google.rpc.Status
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import grpc
@@ -51,6 +52,7 @@ class GrpcReceiver:
             [grpc.method_handlers_generic_handler(name, methods) for name, methods in services.items()]
         )
         address = str(s.grpc_listen)
+        _probe_bind(s.grpc_listen.host, s.grpc_listen.port, address)
         if s.tls_cert:
             creds = grpc.ssl_server_credentials(
                 [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
@@ -97,3 +99,17 @@ class GrpcReceiver:
             await context.abort(outcome.grpc_code, str(error), trailing_metadata=(("grpc-status-details-bin", details),))
 
         return export
+
+
+def _probe_bind(host: str, port: int, address: str) -> None:
+    """Bind the address once with a plain socket, so a taken port is one clear OSError
+    naming it (grpc's own failure is a bare RuntimeError plus a C-core log line)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does: TIME_WAIT is no conflict
+        if is_worker():
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"--grpc-listen {address}: {exc.strerror}") from exc

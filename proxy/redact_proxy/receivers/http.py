@@ -83,10 +83,14 @@ class HttpReceiver:
 
         async def export(request: web.Request) -> web.Response:
             started = time.perf_counter()
-            fmt = Format.PROTOBUF
+            content_type = request.headers.get("Content-Type") or ""
+            # The answer's format, before the request's is validated: an error answers
+            # a JSON client in JSON.
+            fmt = Format.JSON if "json" in content_type.lower() else Format.PROTOBUF
             try:
-                fmt = codec.format_for(request.headers.get("Content-Type"))
+                # Authentication first: a client without the token learns nothing else.
                 check_token(token, request.headers.get("Authorization"))
+                fmt = codec.format_for(content_type)
                 encoding = request.headers.get("Content-Encoding")
                 if (encoding or "identity").strip().lower() not in codec.SUPPORTED_ENCODINGS + ("x-gzip",):
                     raise UnsupportedMediaType(
