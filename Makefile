@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
-.PHONY: install run test test-unit bench check-policies clean
+.PHONY: install run test test-unit bench fuzz check-policies clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test-unit: install
 
 bench: install
 	$(PY) benchmarks/engine.py
+
+# Coverage-guided fuzzing of decode + scrub (CI runs a bounded hypothesis version).
+FUZZ_SECONDS ?= 300
+fuzz: install
+	$(PIP) install -q -e '.[fuzz]'
+	$(PY) tests/fuzz/atheris_pipeline.py -max_total_time=$(FUZZ_SECONDS) .cache/fuzz-corpus
 
 check-policies: install
 	for p in policies/*.yaml; do REDACT_PROXY_HASH_KEY=check-only-key-0123456789 $(VENV)/bin/redact-proxy check --policy $$p || exit 1; done

@@ -1,0 +1,144 @@
+"""The fuzz target shared by the bounded CI run (test_fuzz_pipeline.py) and the
+coverage-guided run (atheris_pipeline.py): bytes in, through exactly what a receiver does
+with a body -- decompress, decode, scrub, encode -- and two invariants checked.
+
+1. Never crash: decoding may refuse (MalformedRequest, RequestTooLarge); nothing else may
+   raise, at any step, for any input.
+2. Never leak: in every batch that would be forwarded, no planted sensitive key survives
+   at any level or nesting depth, and no planted sensitive value survives in any
+   attribute value, span/event name or log body (the places the policy scrubs).
+
+The policy deletes the planted keys and masks anything shaped like a planted value, so
+a planted value moved by a mutation under an innocent key must still be masked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from redact_proxy.codec import Batch, Format, decompress
+from redact_proxy.errors import MalformedRequest, RequestTooLarge
+from redact_proxy.policy.compile import compile_policy
+from redact_proxy.policy.schema import parse
+from redact_proxy.scrub import scrub
+from redact_proxy.signals import BY_NAME
+
+CORPUS = Path(__file__).parent / "corpus"
+LIMIT = 1 << 20  # max decompressed bytes, as --max-request-bytes
+
+SENSITIVE_KEYS = ("user.email", "message.content", "http.request.header.authorization")
+PLANTED = re.compile(rb"PLANTED[0-9a-f]{8}")
+POLICY = compile_policy(parse(b"""
+version: 1
+hash: {algorithm: sha256}
+rules:
+  - name: delete-sensitive
+    action: delete
+    keys: [user.email, message.content, http.request.header.authorization]
+  - name: hash-user
+    action: hash
+    keys: [user.id]
+  - name: mask-planted
+    action: mask
+    regexes: ['PLANTED[0-9a-f]{8}']
+    targets: [attributes, span_name, event_name, log_body]
+""", "fuzz-policy.yaml"), {})
+
+
+class Leak(AssertionError):
+    pass
+
+
+def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None) -> bool:
+    """Run one input; returns True when it was accepted (decoded) and checked."""
+    try:
+        body = decompress(data, encoding, LIMIT)
+        batch = Batch.from_bytes(BY_NAME[signal], body, fmt)
+    except (MalformedRequest, RequestTooLarge):
+        return False
+    if scrub(signal, batch.message, POLICY).changed:
+        batch.modified()
+    for out_fmt in (Format.PROTOBUF, Format.JSON):
+        forwarded = batch.to_bytes(out_fmt)
+        # What upstream receives, read back the way upstream would read it.
+        again = Batch.from_bytes(BY_NAME[signal], forwarded, out_fmt).message
+        _assert_clean(again)
+    return True
+
+
+def _assert_clean(message) -> None:
+    for where, key, value in _walk(message):
+        if key in SENSITIVE_KEYS:
+            raise Leak(f"sensitive key survived at {where}")
+        if value is not None and PLANTED.search(value):
+            raise Leak(f"planted value survived at {where}")
+
+
+def _strings(value, where):
+    """(where, key, text) for every key and string inside an AnyValue."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        yield where, None, value.string_value.encode("utf-8", "surrogatepass")
+    elif kind == "array_value":
+        for i, item in enumerate(value.array_value.values):
+            yield from _strings(item, f"{where}[{i}]")
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            yield f"{where}.{{key}}", kv.key, None
+            yield from _strings(kv.value, f"{where}.{{value}}")
+
+
+def _attrs(attrs, where):
+    for kv in attrs:
+        yield where, kv.key, None
+        yield from _strings(kv.value, where)
+
+
+def _walk(message):
+    name = message.DESCRIPTOR.name
+    if name.startswith("ExportTrace"):
+        for rs in message.resource_spans:
+            yield from _attrs(rs.resource.attributes, "resource")
+            for ss in rs.scope_spans:
+                yield from _attrs(ss.scope.attributes, "scope")
+                for span in ss.spans:
+                    yield "span.name", None, span.name.encode("utf-8", "surrogatepass")
+                    yield from _attrs(span.attributes, "span")
+                    for ev in span.events:
+                        yield "event.name", None, ev.name.encode("utf-8", "surrogatepass")
+                        yield from _attrs(ev.attributes, "event")
+                    for link in span.links:
+                        yield from _attrs(link.attributes, "link")
+    elif name.startswith("ExportMetrics"):
+        for rm in message.resource_metrics:
+            yield from _attrs(rm.resource.attributes, "resource")
+            for sm in rm.scope_metrics:
+                yield from _attrs(sm.scope.attributes, "scope")
+                for metric in sm.metrics:
+                    yield from _attrs(metric.metadata, "metadata")
+                    kind = metric.WhichOneof("data")
+                    for point in (getattr(metric, kind).data_points if kind else ()):
+                        yield from _attrs(point.attributes, "datapoint")
+                        for ex in getattr(point, "exemplars", ()):
+                            yield from _attrs(ex.filtered_attributes, "exemplar")
+    else:
+        for rl in message.resource_logs:
+            yield from _attrs(rl.resource.attributes, "resource")
+            for sl in rl.scope_logs:
+                yield from _attrs(sl.scope.attributes, "scope")
+                for rec in sl.log_records:
+                    yield from _attrs(rec.attributes, "log")
+                    yield "log.event_name", None, rec.event_name.encode("utf-8", "surrogatepass")
+                    if rec.HasField("body"):
+                        yield from _strings(rec.body, "log.body")
+
+
+def seeds() -> list[tuple[str, Format, bytes]]:
+    """The corpus: (signal, format, bytes), from files named <signal>-<name>.<pb|json>."""
+    out = []
+    for path in sorted(CORPUS.iterdir()):
+        signal = path.name.split("-", 1)[0]
+        fmt = Format.JSON if path.suffix == ".json" else Format.PROTOBUF
+        out.append((signal, fmt, path.read_bytes()))
+    return out
