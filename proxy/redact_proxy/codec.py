@@ -99,16 +99,29 @@ def _inflate(body: bytes, wbits: int, limit: int, name: str) -> bytes:
 
 def _unzstd(body: bytes, limit: int) -> bytes:
     try:
+        # Pass 1, bounded: how much does it inflate to? (stops at limit + 1 bytes)
         reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-        out = bytearray()
-        while len(out) <= limit:
-            chunk = reader.read(min(_CHUNK, limit + 1 - len(out)))
+        size = 0
+        while size <= limit:
+            chunk = reader.read(min(_CHUNK, limit + 1 - size))
             if not chunk:
-                return bytes(out)
-            out += chunk
+                break
+            size += len(chunk)
+        else:
+            raise RequestTooLarge(f"decompressed body exceeds --max-request-bytes ({limit})")
+        # Pass 2, known to fit: frame by frame, so a cut frame is an error (the stream
+        # reader silently returns the prefix it could decode).
+        out = bytearray()
+        data = body
+        while data:
+            d = zstandard.ZstdDecompressor().decompressobj()
+            out += d.decompress(data)
+            if not d.eof:
+                raise MalformedRequest("truncated zstd body")
+            data = d.unused_data
+        return bytes(out)
     except zstandard.ZstdError as exc:
         raise MalformedRequest("corrupt zstd body") from exc
-    raise RequestTooLarge(f"decompressed body exceeds --max-request-bytes ({limit})")
 
 
 def gzip(data: bytes) -> bytes:

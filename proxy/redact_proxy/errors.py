@@ -80,6 +80,11 @@ class Overloaded(RequestError):
         self.retry_after = retry_after
 
 
+class QueueFull(Overloaded):
+    """--queue-dir: the batches not yet delivered already total --queue-max-bytes. Shed
+    load until the sender has drained some; the client's retry brings the batch back."""
+
+
 class RedactionFailed(RequestError):
     """Scrubbing raised. Fail closed: the batch is refused, never forwarded as it was."""
 
@@ -129,6 +134,7 @@ OUTCOMES: dict[type[RequestError], Outcome] = {
     UnsupportedMediaType: Outcome(grpc.StatusCode.UNIMPLEMENTED, 415, retryable=False),
     Unauthenticated: Outcome(grpc.StatusCode.UNAUTHENTICATED, 401, retryable=False),
     Overloaded: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
+    QueueFull: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
     UpstreamUnavailable: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
     UpstreamThrottled: Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, retryable=True),
     RedactionFailed: Outcome(grpc.StatusCode.INTERNAL, 500, retryable=False),

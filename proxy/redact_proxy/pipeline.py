@@ -5,6 +5,12 @@ every batch takes, in one direction: codec -> scrub -> forward. The policy in fo
 read once per request from an immutable (policy, counters) pair, so a reload swaps the
 pair atomically and a request in flight finishes on the policy it started with.
 
+Admission: a request is refused as Overloaded (503 / UNAVAILABLE with a retry hint) when
+--max-inflight requests, or --max-inflight-bytes decompressed bytes, are already in
+progress. Shedding at the door keeps memory bounded under any offered load; the OTLP
+clients own the retries, so a refusal loses nothing. The byte figure is the request body
+as decompressed; the decoded batch costs a small multiple of it.
+
 Fail closed: any exception while scrubbing becomes RedactionFailed and the batch is not
 forwarded. Nothing from the batch is logged.
 """
@@ -28,11 +34,14 @@ log = logging.getLogger("redact_proxy")
 
 
 class Pipeline:
-    def __init__(self, policy: CompiledPolicy, forwarder: Forwarder, telemetry: Telemetry, max_inflight: int):
+    def __init__(self, policy: CompiledPolicy, forwarder: Forwarder, telemetry: Telemetry, max_inflight: int,
+                 max_inflight_bytes: int):
         self.forwarder = forwarder
         self.telemetry = telemetry
         self.max_inflight = max_inflight
+        self.max_inflight_bytes = max_inflight_bytes
         self.inflight = 0
+        self.inflight_bytes = 0  # decompressed bodies of the requests in progress
         self._active: tuple[CompiledPolicy, dict] = (policy, telemetry.rules_for(policy))
         telemetry.set_policy(policy)
 
@@ -45,17 +54,27 @@ class Pipeline:
         self._active = (policy, self.telemetry.rules_for(policy))
         self.telemetry.set_policy(policy)
 
+    def admit(self, nbytes: int) -> None:
+        """Raise Overloaded if a request of ``nbytes`` would go over either budget. Also
+        called by a receiver before it reads a body, so refused work costs no reading."""
+        if self.inflight >= self.max_inflight:
+            raise Overloaded(f"more than --max-inflight ({self.max_inflight}) requests in progress")
+        if self.inflight_bytes + nbytes > self.max_inflight_bytes:
+            raise Overloaded(f"more than --max-inflight-bytes ({self.max_inflight_bytes}) in progress")
+
     async def export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:
         """Redact and forward one export request body; returns upstream's response.
         Raises a RequestError subclass the receiver turns into its answer."""
-        if self.inflight >= self.max_inflight:
-            raise Overloaded(f"more than --max-inflight ({self.max_inflight}) requests in progress")
+        size = len(body)
+        self.admit(size)
         self.inflight += 1
+        self.inflight_bytes += size
         self.telemetry.inflight.inc()
         try:
             return await self._export(signal, transport, body, fmt)
         finally:
             self.inflight -= 1
+            self.inflight_bytes -= size
             self.telemetry.inflight.dec()
 
     async def _export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:

@@ -54,10 +54,10 @@ class Service:
             for line in exc.errors:
                 log.error("policy: %s", line)
             return EXIT_CONFIG
-        self.forwarder = build_forwarder(s)
+        self.forwarder = build_forwarder(s, self.telemetry)
         try:
             await self.forwarder.start()
-            self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight)
+            self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
             if s.admin_listen:
                 await self.admin.start(s.admin_listen.host, s.admin_listen.port)
             if s.grpc_listen:

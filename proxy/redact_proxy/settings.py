@@ -15,8 +15,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from redact_proxy.errors import ConfigError
+from redact_proxy.workers import WORKER_ENV
 
 MiB = 1024 * 1024
+QUEUE_MAX_BYTES = 1024 * MiB  # bytes; --queue-max-bytes default
+QUEUE_MIN_BYTES = 64 * 1024  # bytes; a smaller bound could not hold one ordinary batch
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them"),
     Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression"),
     Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)"),
+    Option("--max-inflight-bytes", str(256 * MiB),
+           "decompressed request bytes in progress before new requests are refused as overload (503/UNAVAILABLE); "
+           "at least --max-request-bytes"),
     Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)"),
     Option("--shutdown-grace", "10s", "on SIGTERM, how long in-flight requests get to finish"),
     Option("--tls-cert", None, "PEM certificate for TLS on both receivers"),
@@ -57,7 +63,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--auth-token-file", None, "file holding the bearer token clients must send (Authorization: Bearer ...)"),
     Option("--log-format", "text", "text or json; log lines never carry telemetry content"),
     Option("--log-level", "info", "debug, info, warning or error"),
-    Option("--queue-dir", None, "persistent queue directory (not available in this release)"),
+    Option("--queue-dir", None,
+           "persistent queue: a batch is acknowledged once stored (fsync) here, then delivered upstream with "
+           "retries; survives restarts and upstream outages (each worker uses DIR/worker-<index>)"),
+    Option("--queue-max-bytes", str(QUEUE_MAX_BYTES),
+           "bound of the persistent queue, in bytes of batches not yet delivered; when full, new batches are "
+           "refused (503/UNAVAILABLE)"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -125,7 +136,11 @@ def parse_upstream(text: str | None, environ) -> Upstream:
         if not path:
             raise ConfigError(["--upstream: file: needs a path, e.g. file:/var/lib/redact/out.jsonl"])
         return Upstream("file", path)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError([f"--upstream: invalid URL {text!r}: {exc}"]) from exc
     scheme = parts.scheme.lower()
     if from_env and scheme in ("http", "https"):
         # The SDKs' convention: OTEL_EXPORTER_OTLP_PROTOCOL says whether an http(s)
@@ -134,10 +149,10 @@ def parse_upstream(text: str | None, environ) -> Upstream:
         if protocol == "grpc":
             scheme = "grpcs" if scheme == "https" else "grpc"
     if scheme in ("grpc", "grpcs"):
-        if not parts.hostname or not parts.port:
+        if not parts.hostname or not port:
             raise ConfigError([f"--upstream: {scheme}:// needs HOST:PORT, e.g. grpc://collector:4317"])
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        return Upstream("grpc", f"{host}:{parts.port}", scheme == "grpcs", headers, compression)
+        return Upstream("grpc", f"{host}:{port}", scheme == "grpcs", headers, compression)
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise ConfigError([f"--upstream: {scheme}:// needs a host, e.g. http://collector:4318"])
@@ -169,6 +184,7 @@ class Settings:
     workers: int
     max_request_bytes: int
     max_inflight: int
+    max_inflight_bytes: int
     upstream_timeout: float  # seconds
     shutdown_grace: float  # seconds
     tls_cert: Path | None = None
@@ -180,6 +196,8 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)
     log_format: str = "text"
     log_level: str = "info"
+    queue_dir: Path | None = None  # this process's own directory: --queue-dir/worker-<index>
+    queue_max_bytes: int = QUEUE_MAX_BYTES
 
     @classmethod
     def resolve(cls, values: dict[str, str | None], environ=None) -> "Settings":
@@ -221,6 +239,7 @@ class Settings:
             workers=take("workers", positive_int, "workers"),
             max_request_bytes=take("max_request_bytes", positive_int, "max-request-bytes"),
             max_inflight=take("max_inflight", positive_int, "max-inflight"),
+            max_inflight_bytes=take("max_inflight_bytes", positive_int, "max-inflight-bytes"),
             upstream_timeout=take("upstream_timeout", parse_duration, "upstream-timeout"),
             shutdown_grace=take("shutdown_grace", parse_duration, "shutdown-grace"),
             log_format=values.get("log_format") or "text",
@@ -233,6 +252,11 @@ class Settings:
                 errors.extend(exc.errors)
         for name in ("tls_cert", "tls_key", "tls_client_ca", "upstream_ca", "upstream_cert", "upstream_key"):
             settings_kw[name] = take(name, path, name.replace("_", "-"))
+        request_bytes, inflight_bytes = settings_kw["max_request_bytes"], settings_kw["max_inflight_bytes"]
+        if request_bytes and inflight_bytes and inflight_bytes < request_bytes:
+            # A request the size limit accepts must fit the budget, or it is refused forever
+            # and its client retries forever.
+            errors.append(f"--max-inflight-bytes ({inflight_bytes}) must be at least --max-request-bytes ({request_bytes})")
         if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
             errors.append("--tls-cert and --tls-key go together")
         if values.get("tls_client_ca") and not values.get("tls_cert"):
@@ -254,7 +278,13 @@ class Settings:
         if settings_kw["log_level"] not in ("debug", "info", "warning", "error"):
             errors.append(f"--log-level: expected debug, info, warning or error, got {settings_kw['log_level']!r}")
         if values.get("queue_dir"):
-            errors.append("--queue-dir: the persistent queue is not available in this release")
+            # One directory per process (worker 0 when there are no workers), so the layout
+            # does not change with --workers and no two processes share a queue.
+            settings_kw["queue_dir"] = Path(values["queue_dir"]) / f"worker-{environ.get(WORKER_ENV, '0')}"
+        queue_max = take("queue_max_bytes", positive_int, "queue-max-bytes")
+        if queue_max is not None and queue_max < QUEUE_MIN_BYTES:
+            errors.append(f"--queue-max-bytes: expected at least {QUEUE_MIN_BYTES}, got {queue_max}")
+        settings_kw["queue_max_bytes"] = queue_max or QUEUE_MAX_BYTES
         if not (values.get("grpc_listen") and settings_kw["grpc_listen"]) and not (values.get("http_listen") and settings_kw["http_listen"]) and not errors:
             errors.append("both receivers are off: nothing would be received")
         if errors:

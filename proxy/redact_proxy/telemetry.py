@@ -36,6 +36,9 @@ _REDACT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 SIGNALS = ("traces", "metrics", "logs")
 TRANSPORTS = ("grpc", "http")
+# Why the persistent queue gave a batch up: upstream refused it as invalid; it failed its
+# checksum on disk; or its write was cut short by a crash (its client was never answered).
+QUEUE_DROP_REASONS = ("rejected", "corrupt", "torn")
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,20 @@ class Telemetry:
         self.policy_info = Gauge(
             "redact_proxy_policy_info", "The policy in force (value 1), by SHA-256 of its file.",
             ["sha256"], registry=r, multiprocess_mode="livemax")
+        # --queue-dir (forward/queue.py); zero without a queue. Per worker, summed.
+        self.queue_bytes = Gauge(
+            "redact_proxy_queue_bytes", "Persistent queue: bytes of batches accepted and not yet delivered upstream.",
+            registry=r, multiprocess_mode="livesum")
+        self.queue_records = Gauge(
+            "redact_proxy_queue_records", "Persistent queue: batches stored and not yet delivered upstream.",
+            registry=r, multiprocess_mode="livesum")
+        self.queue_dropped = Counter(
+            "redact_proxy_queue_dropped", "Persistent queue: batches given up, by reason (rejected, corrupt, torn).",
+            ["reason"], registry=r)
         self._policy_sha: str | None = None
         for result in ("success", "failure"):
             self.policy_reloads.labels(result)
+        self._queue_dropped = {reason: self.queue_dropped.labels(reason) for reason in QUEUE_DROP_REASONS}
         self._handles = {
             (s, t): SignalHandles(
                 self.received_items.labels(s, t),
@@ -99,6 +113,10 @@ class Telemetry:
 
     def signal(self, signal: str, transport: str) -> SignalHandles:
         return self._handles[(signal, transport)]
+
+    def queue(self) -> tuple[object, object, dict[str, object]]:
+        """The persistent queue's handles: bytes gauge, records gauge, dropped counter per reason."""
+        return self.queue_bytes, self.queue_records, self._queue_dropped
 
     def request_answered(self, signal: str, transport: str, code: str) -> None:
         self.requests.labels(signal, transport, code).inc()

@@ -5,6 +5,9 @@ three methods. ``forward`` is synchronous in the OTLP sense: it returns only aft
 upstream answered, so the client's answer means what it says. Upstream failures are
 raised as the ``Upstream*`` errors of ``errors.py``; nothing is retried here — the client
 (an OTel SDK) owns retries, and the proxy holds no data it could lose.
+
+The one exception is ``--queue-dir`` (queue.py): it wraps the upstream forwarder, answers
+once the batch is stored on disk, and owns the retries of its deliveries.
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ class Forwarder(Protocol):
     async def close(self) -> None: ...
 
 
-def build(settings: Settings) -> Forwarder:
+def build(settings: Settings, telemetry=None) -> Forwarder:
+    upstream = _upstream(settings)
+    if settings.queue_dir is None:
+        return upstream
+    from redact_proxy.forward.queue import QueueForwarder
+
+    return QueueForwarder(upstream, settings.queue_dir, settings.queue_max_bytes, telemetry=telemetry,
+                          workers=settings.workers)
+
+
+def _upstream(settings: Settings) -> Forwarder:
     kind = settings.upstream.kind
     if kind == "grpc":
         from redact_proxy.forward.grpc import GrpcForwarder

@@ -46,6 +46,12 @@ class GrpcForwarder:
             # A dead peer is noticed and the channel reconnects on its own.
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            # While upstream is down every forward fails fast (UNAVAILABLE to our client,
+            # which retries); once it is back the channel must find out within a second.
+            # grpc's default backoff grows to 120 s, i.e. minutes of 503s after the
+            # collector restarted.
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         if self.credentials is None:
             self.channel = grpc.aio.insecure_channel(self.target, options=options)

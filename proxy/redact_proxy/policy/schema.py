@@ -67,12 +67,17 @@ FIELDS_OF: dict[Action, frozenset[str]] = {
     Action.MASK: frozenset(
         _COMMON | _KEYED | {"detectors", "regexes", "targets", "replacement"}
     ),
-    Action.DROP: frozenset(_COMMON | {"when"}),
+    # A drop removes whole items (spans, data points, log records) judged on their own
+    # attributes: `levels` would have no meaning.
+    Action.DROP: frozenset((_COMMON - {"levels"}) | {"when"}),
 }
 _NAME_RE = re2.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # errors are reported by us, located; not by absl on stderr
+# `.` must match a newline too: otherwise a key like "http.request.header.x\ny" would slip
+# past `http\.request\.header\..*` and be kept in clear.
+_RE2_OPTIONS.dot_nl = True
 
 
 def compile_regex(pattern: str):
@@ -159,6 +164,11 @@ class _Errors:
         self.lines.append(f"{self.source}:{line}:{col}: {path}: {message}")
 
 
+def _join(path: str, name: str) -> str:
+    """YAML path of a member: top-level members are named bare (``rules``, not ``.rules``)."""
+    return name if path in ("", "(root)") else f"{path}.{name}"
+
+
 def _where(node: yaml.Node, path: str) -> Where:
     return Where(node.start_mark.line + 1, node.start_mark.column + 1, path)
 
@@ -183,7 +193,7 @@ def _mapping(node, path, errs) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
             errs.add(knode, path, "mapping keys must be strings")
             continue
         if key in out:
-            errs.add(knode, f"{path}.{key}", "duplicate key")
+            errs.add(knode, _join(path, key), "duplicate key")
             continue
         out[key] = (knode, vnode)
     return out
@@ -202,7 +212,7 @@ def _unknown(fields, allowed, path, errs, what) -> None:
     for name, (knode, _) in fields.items():
         if name not in allowed:
             errs.add(
-                knode, f"{path}.{name}",
+                knode, _join(path, name),
                 f"unknown field for {what}; expected one of: {', '.join(sorted(allowed))}",
             )
 
@@ -307,7 +317,8 @@ def parse(data: bytes, source: str) -> PolicyDoc:
                 if rule is None:
                     continue
                 if rule.name in seen:
-                    errs.add(node, f"rules[{i}].name", f"duplicate rule name {rule.name!r} (first used by rules[{seen[rule.name]}])")
+                    name_node = next(v for k, v in node.value if getattr(k, "value", None) == "name")
+                    errs.add(name_node, f"rules[{i}].name", f"duplicate rule name {rule.name!r} (first used by rules[{seen[rule.name]}])")
                     continue
                 seen[rule.name] = i
                 rules.append(rule)
@@ -370,6 +381,7 @@ def _rule(node, i, errs) -> Rule | None:
     def opt(name, fn, *args):
         return fn(fields[name][1], f"{path}.{name}", errs, *args) if name in fields else None
 
+    keyed_errors = len(errs.lines)
     keys = [k for k, _ in opt("keys", _str_list) or []]
     patterns = []
     for j, (pattern, pnode) in enumerate(opt("patterns", _str_list) or []):
@@ -379,8 +391,8 @@ def _rule(node, i, errs) -> Rule | None:
         except re2.error as exc:
             errs.add(pnode, f"{path}.patterns[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
     if action in (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.SANITIZE_SQL, Action.SANITIZE_URL) and not (
-        keys or patterns or "keys" in fields or "patterns" in fields
-    ):
+        keys or patterns
+    ) and len(errs.lines) == keyed_errors:  # a malformed keys:/patterns: is reported once, above
         errs.add(node, path, f"action {action.value} needs `keys:` or `patterns:`")
     signals = opt("signals", _choices, SIGNAL_NAMES)
     levels_raw = opt("levels", _choices, tuple(lv.value for lv in Level))

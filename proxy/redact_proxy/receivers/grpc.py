@@ -4,7 +4,9 @@ Strategy: a generic handler with no deserializer hands the request bytes straigh
 pipeline (one decode, in the codec), and the answer goes back as bytes. gRPC itself
 enforces --max-request-bytes on the decompressed message (RESOURCE_EXHAUSTED) and answers
 UNIMPLEMENTED for unknown methods. Errors become a status with google.rpc.Status details
-(RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies.
+(RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies;
+retryable ones repeat the RetryInfo in ``google.rpc.retryinfo-bin``, where the OTel Python
+SDK looks for it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import time
 
 import grpc
+from google.rpc.error_details_pb2 import RetryInfo
 
 from redact_proxy.codec import Format
 from redact_proxy.errors import RedactionFailed, RequestError
@@ -24,6 +27,8 @@ from redact_proxy.signals import ALL, Signal
 from redact_proxy.workers import is_worker
 
 log = logging.getLogger("redact_proxy")
+
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 
 
 class GrpcReceiver:
@@ -95,8 +100,12 @@ class GrpcReceiver:
             outcome = error.outcome()
             telemetry.request_answered(signal.name, "grpc", outcome.grpc_code.name)
             handles.request_duration.observe(time.perf_counter() - started)
-            details = status_message(error, outcome).SerializeToString()
-            await context.abort(outcome.grpc_code, str(error), trailing_metadata=(("grpc-status-details-bin", details),))
+            status = status_message(error, outcome)
+            trailing = [("grpc-status-details-bin", status.SerializeToString())]
+            # The same RetryInfo again under the key the OTel Python SDK's exporter reads
+            # (it ignores the status details): without it that client backs off blindly.
+            trailing += [(RETRY_INFO_KEY, d.value) for d in status.details if d.Is(RetryInfo.DESCRIPTOR)]
+            await context.abort(outcome.grpc_code, str(error), trailing_metadata=tuple(trailing))
 
         return export
 

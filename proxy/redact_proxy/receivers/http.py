@@ -6,7 +6,8 @@ codec, with the size ceiling. The compressed body is read with a ceiling of its 
 a body larger than the limit cannot inflate to less than the limit (deflate and zstd never
 shrink by more than their framing), so nothing larger is ever buffered. The answer uses
 the request's content type; errors carry a google.rpc.Status body and, when retryable, a
-Retry-After header (OTLP/HTTP "Failures" and "Throttling").
+Retry-After header (OTLP/HTTP "Failures" and "Throttling"). Under overload a request is
+refused before its body is read (the pipeline admits it again, by its decompressed size).
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ class HttpReceiver:
 
     async def start(self) -> None:
         s = self.settings
+        # shutdown_timeout: aiohttp's own default (60 s) would outlast --shutdown-grace;
+        # in-flight requests get the grace, then are cut, as on the gRPC receiver.
         self.runner = web.AppRunner(
             self.app(), auto_decompress=False, access_log=None, handle_signals=False,
+            shutdown_timeout=s.shutdown_grace,
         )
         await self.runner.setup()
         site = web.TCPSite(
@@ -95,6 +99,8 @@ class HttpReceiver:
                 if (encoding or "identity").strip().lower() not in codec.SUPPORTED_ENCODINGS + ("x-gzip",):
                     raise UnsupportedMediaType(
                         f"unsupported Content-Encoding; supported: {', '.join(codec.SUPPORTED_ENCODINGS)}")
+                # Overloaded now: refuse before reading, so shed load costs no body.
+                pipeline.admit(request.content_length or 0)
                 body = codec.decompress(await self._read(request), encoding, limit)
                 response = await pipeline.export(signal, "http", body, fmt)
                 answer = web.Response(body=codec.encode(response, fmt), content_type=fmt.content_type)

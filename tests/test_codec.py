@@ -1,0 +1,401 @@
+"""codec.py: Content-Encoding with a bounded output, protobuf and OTLP-JSON (hex ids)
+both ways, Batch re-encoding only when needed; error messages never quote the body."""
+
+from __future__ import annotations
+
+import gzip as gzip_module
+import json
+import tracemalloc
+import zlib
+
+import pytest
+import zstandard
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from redact_proxy import codec
+from redact_proxy.codec import Batch, Format, decode, decode_response, decompress, encode, format_for
+from redact_proxy.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
+from redact_proxy.signals import LOGS, METRICS, TRACES
+
+MiB = 1024 * 1024
+PAYLOAD = b"otlp payload " * 5000
+SECRET = "SECRET-PII-0xdeadbeef"
+
+
+# --- decompression ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", [None, "", "identity", " IDENTITY "])
+def test_identity(encoding):
+    assert decompress(PAYLOAD, encoding, len(PAYLOAD)) is PAYLOAD
+    with pytest.raises(RequestTooLarge):
+        decompress(PAYLOAD, encoding, len(PAYLOAD) - 1)
+
+
+@pytest.mark.parametrize("encoding, body", [
+    ("gzip", gzip_module.compress(PAYLOAD)),
+    ("GZip", gzip_module.compress(PAYLOAD)),
+    ("x-gzip", gzip_module.compress(PAYLOAD)),
+    ("deflate", zlib.compress(PAYLOAD)),  # RFC 9110 deflate = zlib format
+    ("deflate", gzip_module.compress(PAYLOAD)),  # sent as deflate by some clients
+    ("zstd", zstandard.ZstdCompressor().compress(PAYLOAD)),
+    ("gzip", codec.gzip(PAYLOAD)),
+], ids=["gzip", "gzip-case", "x-gzip", "deflate-zlib", "deflate-gzip", "zstd", "own-gzip"])
+def test_decompress(encoding, body):
+    assert decompress(body, encoding, len(PAYLOAD)) == PAYLOAD
+    with pytest.raises(RequestTooLarge):
+        decompress(body, encoding, len(PAYLOAD) - 1)
+
+
+def test_multi_member_gzip_is_read_whole():
+    body = gzip_module.compress(b"first ") + gzip_module.compress(b"second ") + gzip_module.compress(b"third")
+    assert decompress(body, "gzip", 100) == b"first second third"
+
+
+def test_multi_frame_zstd_is_read_whole():
+    c = zstandard.ZstdCompressor()
+    assert decompress(c.compress(b"one ") + c.compress(b"two"), "zstd", 100) == b"one two"
+
+
+@pytest.mark.parametrize("encoding, body, message", [
+    ("gzip", gzip_module.compress(PAYLOAD)[:-6], "truncated gzip body"),
+    ("gzip", gzip_module.compress(PAYLOAD)[:20], "truncated gzip body"),
+    ("gzip", b"", "truncated gzip body"),
+    ("gzip", b"not gzip at all " + SECRET.encode(), "corrupt gzip body"),
+    ("gzip", gzip_module.compress(PAYLOAD) + b"trailing " + SECRET.encode(), "corrupt gzip body"),
+    ("deflate", zlib.compress(PAYLOAD)[:-6], "truncated deflate body"),
+    ("zstd", b"garbage " + SECRET.encode(), "corrupt zstd body"),
+], ids=["gzip-truncated-tail", "gzip-truncated-head", "gzip-empty", "gzip-corrupt",
+        "gzip-trailing-garbage", "deflate-truncated", "zstd-corrupt"])
+def test_bad_compressed_bodies_are_malformed(encoding, body, message):
+    with pytest.raises(MalformedRequest) as info:
+        decompress(body, encoding, 10 * MiB)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("keep", [lambda n: n - 3, lambda n: n // 2], ids=["tail-cut", "half-cut"])
+def test_truncated_zstd_is_malformed(keep):
+    # A zstd frame cut short must be refused like a cut gzip member, not read as the
+    # (possibly empty, possibly valid protobuf) prefix it decodes to.
+    body = zstandard.ZstdCompressor().compress(bytes(range(256)) * 64 + PAYLOAD)
+    assert len(body) > 200
+    with pytest.raises(MalformedRequest):
+        decompress(body[:keep(len(body))], "zstd", 10 * MiB)
+
+
+def _gzip_bomb() -> bytes:
+    member = gzip_module.compress(bytes(MiB), 9)  # ~1 KiB each
+    return member * 64  # 64 MiB once inflated
+
+
+def _zstd_bomb() -> bytes:
+    return zstandard.ZstdCompressor().compress(bytes(MiB)) * 64
+
+
+@pytest.mark.parametrize("encoding, make", [
+    ("gzip", _gzip_bomb),
+    ("deflate", lambda: zlib.compress(bytes(64 * MiB), 9)),
+    ("zstd", _zstd_bomb),
+])
+def test_decompression_bomb_is_refused_with_bounded_memory(encoding, make):
+    body = make()
+    assert len(body) < 2 * MiB
+    limit = MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestTooLarge) as info:
+            decompress(body, encoding, limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == f"decompressed body exceeds --max-request-bytes ({limit})"
+    assert peak < 6 * limit
+
+
+def test_limit_is_inclusive():
+    body = gzip_module.compress(bytes(1000))
+    assert decompress(body, "gzip", 1000) == bytes(1000)
+    with pytest.raises(RequestTooLarge):
+        decompress(body, "gzip", 999)
+
+
+@pytest.mark.parametrize("encoding", ["br", "compress", "gzip, deflate"])
+def test_unsupported_encoding(encoding):
+    with pytest.raises(UnsupportedMediaType) as info:
+        decompress(b"x", encoding, 100)
+    assert str(info.value) == "unsupported Content-Encoding; supported: gzip, deflate, zstd, identity"
+
+
+@pytest.mark.parametrize("content_type, fmt", [
+    ("application/x-protobuf", Format.PROTOBUF),
+    ("application/protobuf", Format.PROTOBUF),
+    ("Application/JSON; charset=utf-8", Format.JSON),
+    ("application/json", Format.JSON),
+])
+def test_format_for(content_type, fmt):
+    assert format_for(content_type) is fmt
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/grpc"])
+def test_format_for_unsupported(content_type):
+    with pytest.raises(UnsupportedMediaType):
+        format_for(content_type)
+
+
+# --- OTLP-JSON --------------------------------------------------------------------------
+
+TRACE_ID = "5b8efff798038103d269b633813fc60c"
+SPAN_ID = "eee19b7ec3c1b174"
+PARENT_ID = "000102030405060f"
+LINK_TRACE = "ff" * 16
+LINK_SPAN = "00" * 7 + "01"
+
+TRACES_JSON = {
+    "resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{
+            "scope": {"name": "lib"},
+            "spans": [{
+                "traceId": TRACE_ID, "spanId": SPAN_ID, "parentSpanId": PARENT_ID,
+                "name": "GET /x", "kind": 2,
+                "startTimeUnixNano": "1700000000000000001", "endTimeUnixNano": "1700000000000000002",
+                "attributes": [
+                    {"key": "n", "value": {"intValue": "-5"}},
+                    {"key": "traceId", "value": {"stringValue": "not-an-id"}},
+                ],
+                "events": [{"timeUnixNano": "3", "name": "ev"}],
+                "links": [{"traceId": LINK_TRACE, "spanId": LINK_SPAN}],
+            }],
+        }],
+    }],
+}
+LOGS_JSON = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+    "timeUnixNano": "9", "traceId": TRACE_ID, "spanId": SPAN_ID,
+    "body": {"kvlistValue": {"values": [{"key": "spanId", "value": {"stringValue": "zz"}}]}},
+}]}]}]}
+METRICS_JSON = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+    "name": "m",
+    "sum": {"aggregationTemporality": 2, "isMonotonic": True, "dataPoints": [{
+        "asInt": "3", "timeUnixNano": "5",
+        "exemplars": [{"asDouble": 1.5, "timeUnixNano": "4", "traceId": TRACE_ID, "spanId": SPAN_ID}],
+    }]},
+}]}]}]}
+
+
+def test_json_hex_ids_decode_to_raw_bytes():
+    msg = decode(TRACES, json.dumps(TRACES_JSON).encode(), Format.JSON)
+    span = msg.resource_spans[0].scope_spans[0].spans[0]
+    assert span.trace_id == bytes.fromhex(TRACE_ID)
+    assert span.span_id == bytes.fromhex(SPAN_ID)
+    assert span.parent_span_id == bytes.fromhex(PARENT_ID)
+    assert span.links[0].trace_id == bytes.fromhex(LINK_TRACE)
+    assert span.links[0].span_id == bytes.fromhex(LINK_SPAN)
+    # attribute keys that happen to be named like ids are data, not ids
+    assert span.attributes[1].value.string_value == "not-an-id"
+    logs = decode(LOGS, json.dumps(LOGS_JSON).encode(), Format.JSON)
+    rec = logs.resource_logs[0].scope_logs[0].log_records[0]
+    assert (rec.trace_id, rec.span_id) == (bytes.fromhex(TRACE_ID), bytes.fromhex(SPAN_ID))
+    assert rec.body.kvlist_value.values[0].value.string_value == "zz"
+    metrics = decode(METRICS, json.dumps(METRICS_JSON).encode(), Format.JSON)
+    ex = metrics.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0].exemplars[0]
+    assert (ex.trace_id, ex.span_id) == (bytes.fromhex(TRACE_ID), bytes.fromhex(SPAN_ID))
+
+
+@pytest.mark.parametrize("signal, tree", [(TRACES, TRACES_JSON), (LOGS, LOGS_JSON), (METRICS, METRICS_JSON)],
+                         ids=["traces", "logs", "metrics"])
+def test_json_round_trip_is_exact(signal, tree):
+    msg = decode(signal, json.dumps(tree).encode(), Format.JSON)
+    assert json.loads(encode(msg, Format.JSON)) == tree
+    # and through protobuf (a JSON client, a gRPC upstream)
+    again = decode(signal, encode(msg, Format.PROTOBUF), Format.PROTOBUF)
+    assert again == msg
+    assert json.loads(encode(again, Format.JSON)) == tree
+
+
+def test_uppercase_hex_ids_are_accepted():
+    tree = json.loads(json.dumps(TRACES_JSON))
+    tree["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = TRACE_ID.upper()
+    msg = decode(TRACES, json.dumps(tree).encode(), Format.JSON)
+    assert msg.resource_spans[0].scope_spans[0].spans[0].trace_id == bytes.fromhex(TRACE_ID)
+
+
+def test_int64_as_string_or_number():
+    as_number = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "startTimeUnixNano": 1700000000000000001, "endTimeUnixNano": "18446744073709551615",
+        "attributes": [{"key": "a", "value": {"intValue": -9223372036854775808}},
+                       {"key": "b", "value": {"intValue": "9223372036854775807"}}],
+    }]}]}]}
+    span = decode(TRACES, json.dumps(as_number).encode(), Format.JSON).resource_spans[0].scope_spans[0].spans[0]
+    assert span.start_time_unix_nano == 1700000000000000001
+    assert span.end_time_unix_nano == 2**64 - 1
+    assert [kv.value.int_value for kv in span.attributes] == [-(2**63), 2**63 - 1]
+
+
+def test_unknown_members_are_ignored():
+    tree = json.loads(json.dumps(TRACES_JSON))
+    tree["futureField"] = {"x": 1}
+    tree["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["brandNew"] = [1, 2]
+    msg = decode(TRACES, json.dumps(tree).encode(), Format.JSON)
+    assert json.loads(encode(msg, Format.JSON)) == TRACES_JSON
+
+
+def test_snake_case_members_are_accepted():
+    tree = {"resource_spans": [{"scope_spans": [{"spans": [{"trace_id": TRACE_ID, "span_id": SPAN_ID}]}]}]}
+    span = decode(TRACES, json.dumps(tree).encode(), Format.JSON).resource_spans[0].scope_spans[0].spans[0]
+    assert (span.trace_id, span.span_id) == (bytes.fromhex(TRACE_ID), bytes.fromhex(SPAN_ID))
+
+
+def _span_json(**fields) -> bytes:
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]}).encode()
+
+
+def _deep_json(depth: int) -> bytes:
+    value = '{"stringValue":"x"}'
+    for _ in range(depth):
+        value = '{"kvlistValue":{"values":[{"key":"k","value":%s}]}}' % value
+    return ('{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":%s}]}}]}' % value).encode()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _deep_protobuf(depth: int) -> bytes:
+    """ExportTraceServiceRequest > ResourceSpans > Resource > KeyValue > AnyValue, then
+    ``depth`` kvlists down, written by hand (no serializer limit in the way)."""
+    value = _field(1, SECRET.encode())
+    for _ in range(depth):
+        value = _field(6, _field(1, _field(1, b"k") + _field(2, value)))
+    return _field(1, _field(1, _field(1, _field(1, b"a") + _field(2, value))))
+
+
+MALFORMED = [
+    (Format.JSON, b"{not json " + SECRET.encode()),
+    (Format.JSON, b'{"a": "' + SECRET.encode() + b'\x01"}'),
+    (Format.JSON, b'{"a": "' + SECRET.encode() + b'\\q"}'),
+    (Format.JSON, b"\xff\xfe\xfd" + SECRET.encode()),
+    (Format.JSON, json.dumps([SECRET]).encode()),
+    (Format.JSON, b""),
+    (Format.JSON, _span_json(traceId=SECRET)),  # not hex
+    (Format.JSON, _span_json(traceId="abc")),  # odd length
+    (Format.JSON, _span_json(name=SECRET, startTimeUnixNano=SECRET)),
+    (Format.JSON, _span_json(name=SECRET, attributes=SECRET)),
+    (Format.JSON, _span_json(attributes=[{"key": "k", "value": {"bytesValue": SECRET + "!"}}])),
+    (Format.JSON, _span_json(attributes=[{"key": "k", "value": {"intValue": SECRET}}])),
+    (Format.JSON, json.dumps({"resourceSpans": SECRET}).encode()),
+    (Format.JSON, b"[" * 100_000 + b"]" * 100_000),
+    (Format.JSON, b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    (Format.JSON, _deep_json(3000)),
+    (Format.PROTOBUF, b"\x0a\x05" + SECRET.encode()),
+    (Format.PROTOBUF, b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+    (Format.PROTOBUF, _deep_protobuf(200)),
+]
+
+
+@pytest.mark.parametrize("fmt, body", MALFORMED, ids=[
+    "json-syntax", "json-control-char", "json-bad-escape", "json-not-utf8", "json-array",
+    "json-empty", "json-id-not-hex", "json-id-odd-length", "json-int64-garbage",
+    "json-attributes-not-list", "json-bad-base64", "json-int-value-garbage", "json-wrong-type",
+    "json-deep-arrays", "json-deep-objects", "json-deep-kvlists", "protobuf-truncated",
+    "protobuf-garbage", "protobuf-deep-kvlists",
+])
+def test_malformed_bodies_are_refused_without_quoting_them(fmt, body):
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, body, fmt)
+    text = str(info.value) + repr(info.value.args)
+    assert SECRET not in text
+    assert "SECRET" not in text
+
+
+def test_malformed_messages_name_the_problem():
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, _span_json(traceId="zz"), Format.JSON)
+    assert str(info.value) == "trace/span id is not a hex string"
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, b'{"a": }', Format.JSON)
+    assert str(info.value) == "body is not valid JSON (line 1, column 7: Expecting value)"
+    with pytest.raises(MalformedRequest) as info:
+        decode(LOGS, b"\x0a\x05ab", Format.PROTOBUF)
+    assert str(info.value) == "body is not a valid protobuf ExportLogsServiceRequest"
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, b"[]", Format.JSON)
+    assert str(info.value) == "OTLP-JSON body must be a JSON object"
+
+
+def test_moderate_nesting_is_fine():
+    msg = decode(TRACES, _deep_protobuf(20), Format.PROTOBUF)
+    value = msg.resource_spans[0].resource.attributes[0].value
+    for _ in range(20):
+        value = value.kvlist_value.values[0].value
+    assert value == AnyValue(string_value=SECRET)
+
+
+def test_empty_protobuf_body_is_an_empty_request():
+    assert decode(TRACES, b"", Format.PROTOBUF) == ExportTraceServiceRequest()
+
+
+def test_decode_response_reads_partial_success():
+    body = json.dumps({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "too old"}}).encode()
+    resp = decode_response(TRACES, body, Format.JSON)
+    assert isinstance(resp, ExportTraceServiceResponse)
+    assert (resp.partial_success.rejected_spans, resp.partial_success.error_message) == (3, "too old")
+
+
+# --- Batch ------------------------------------------------------------------------------
+
+
+def _logs_request() -> ExportLogsServiceRequest:
+    req = ExportLogsServiceRequest()
+    rec = req.resource_logs.add().scope_logs.add().log_records.add(
+        trace_id=bytes.fromhex(TRACE_ID), span_id=bytes.fromhex(SPAN_ID), time_unix_nano=7)
+    rec.attributes.append(KeyValue(key="user.email", value=AnyValue(string_value="a@b.c")))
+    return req
+
+
+def test_unchanged_protobuf_is_forwarded_as_the_original_bytes():
+    data = _logs_request().SerializeToString()
+    batch = Batch.from_bytes(LOGS, data, Format.PROTOBUF)
+    assert batch.to_bytes(Format.PROTOBUF) is data
+    as_json = batch.to_bytes(Format.JSON)
+    assert json.loads(as_json)["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["traceId"] == TRACE_ID
+    assert batch.to_bytes(Format.JSON) is as_json  # encoded once
+
+
+def test_changed_batch_is_re_encoded_once():
+    data = _logs_request().SerializeToString()
+    batch = Batch.from_bytes(LOGS, data, Format.PROTOBUF)
+    del batch.message.resource_logs[0].scope_logs[0].log_records[0].attributes[:]
+    batch.changed = True
+    out = batch.to_bytes(Format.PROTOBUF)
+    assert out != data
+    assert b"a@b.c" not in out
+    assert out == batch.message.SerializeToString()
+    assert batch.to_bytes(Format.PROTOBUF) is out
+    again = ExportLogsServiceRequest.FromString(out)
+    assert again.resource_logs[0].scope_logs[0].log_records[0].trace_id == bytes.fromhex(TRACE_ID)
+
+
+def test_json_is_always_re_encoded():
+    tree = json.loads(json.dumps(LOGS_JSON))
+    tree["resourceLogs"][0]["unknownMember"] = SECRET
+    data = json.dumps(tree).encode()
+    batch = Batch.from_bytes(LOGS, data, Format.JSON)
+    out = batch.to_bytes(Format.JSON)
+    assert out is not data
+    assert SECRET.encode() not in out  # unknown members never reach upstream unscanned
+    assert json.loads(out) == LOGS_JSON
+    pb = batch.to_bytes(Format.PROTOBUF)
+    assert ExportLogsServiceRequest.FromString(pb) == batch.message
