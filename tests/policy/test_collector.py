@@ -133,3 +133,31 @@ def test_a_policy_with_version_is_never_read_as_collector_config():
     assert info.value.errors == [
         "p.yaml:2:1: processors: unknown field for a policy; expected one of: hash, rules, tests, version"
     ]
+
+
+@pytest.mark.parametrize("value, collector_bytes", [
+    (AnyValue(string_value="u-42"), b"u-42"),
+    (AnyValue(int_value=42), (42).to_bytes(8, "little", signed=True)),
+    (AnyValue(int_value=-1), (-1).to_bytes(8, "little", signed=True)),
+    (AnyValue(bool_value=True), b"\x01"),
+    (AnyValue(bool_value=False), b"\x00"),
+    (AnyValue(double_value=1.5), __import__("struct").pack("<d", 1.5)),
+], ids=["string", "int", "negative-int", "true", "false", "double"])
+def test_imported_hash_reproduces_the_collectors_bytes_for_every_scalar(value, collector_bytes):
+    # contrib internal/coreinternal/attraction/hasher.go: sha256 over these exact bytes.
+    policy = compile_policy(parse(b"processors:\n  attributes/h:\n    actions:\n      - {key: k, action: hash}\n", "c.yaml"), {})
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="s")
+    span.attributes.add(key="k").value.CopyFrom(value)
+    scrub("traces", req, policy)
+    assert span.attributes[0].value.string_value == hashlib.sha256(collector_bytes).hexdigest()
+
+
+def test_imported_hash_turns_containers_into_the_empty_string_as_the_collector_does():
+    policy = compile_policy(parse(b"processors:\n  attributes/h:\n    actions:\n      - {key: k, action: hash}\n", "c.yaml"), {})
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="s")
+    span.attributes.add(key="k").value.kvlist_value.values.add(key="a").value.string_value = "secret"
+    scrub("traces", req, policy)
+    assert span.attributes[0].value.WhichOneof("value") == "string_value"
+    assert span.attributes[0].value.string_value == ""

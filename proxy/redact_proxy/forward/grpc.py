@@ -16,6 +16,7 @@ from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
     GRPC_TO_HTTP, RETRYABLE_GRPC_CODES, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
 )
+from redact_proxy.forward.http import upstream_ssl_context
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL
 
@@ -27,18 +28,23 @@ class GrpcForwarder:
         self.timeout = settings.upstream_timeout
         self.metadata = tuple(up.headers)
         self.compression = grpc.Compression.Gzip if up.compression == "gzip" else grpc.Compression.NoCompression
+        self.settings = settings
         self.credentials = None
-        if up.tls:
-            read = lambda p: p.read_bytes() if p else None  # noqa: E731
-            self.credentials = grpc.ssl_channel_credentials(
-                root_certificates=read(settings.upstream_ca),
-                private_key=read(settings.upstream_key),
-                certificate_chain=read(settings.upstream_cert),
-            )
         self.channel = None
         self.calls = {}
 
     async def start(self) -> None:
+        s = self.settings
+        if s.upstream.tls:
+            # grpc takes any bytes here and fails every connection later: the files are
+            # checked first, so an unusable one stops the start-up with a clear line.
+            upstream_ssl_context(s)
+            read = lambda p: p.read_bytes() if p else None  # noqa: E731
+            self.credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(s.upstream_ca),
+                private_key=read(s.upstream_key),
+                certificate_chain=read(s.upstream_cert),
+            )
         # The channel belongs to the running loop, so it is made here and not in __init__.
         options = [
             ("grpc.max_send_message_length", -1),

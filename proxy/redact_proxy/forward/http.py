@@ -33,16 +33,13 @@ class HttpForwarder:
         self.timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout)
         self.headers = dict(up.headers)
         self.gzip = up.compression == "gzip"
-        self.ssl: ssl.SSLContext | bool = True
-        if up.tls:
-            ctx = ssl.create_default_context(cafile=str(settings.upstream_ca) if settings.upstream_ca else None)
-            if settings.upstream_cert:
-                ctx.load_cert_chain(str(settings.upstream_cert), str(settings.upstream_key))
-            self.ssl = ctx
+        self.settings = settings
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=256, ssl=self.ssl, enable_cleanup_closed=True)
+        # Loaded here, not in __init__: start-up failures are reported as one clear line.
+        tls = upstream_ssl_context(self.settings) if self.settings.upstream.tls else True
+        connector = aiohttp.TCPConnector(limit=256, ssl=tls, enable_cleanup_closed=True)
         self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=True)
 
     async def forward(self, batch: Batch) -> Message:
@@ -75,6 +72,29 @@ class HttpForwarder:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+
+
+def upstream_ssl_context(s: Settings) -> ssl.SSLContext:
+    """TLS towards upstream (https://, and checked for grpcs:// too): the system's trust
+    store, or --upstream-ca; a client certificate with --upstream-cert/--upstream-key.
+    An unusable file is a ValueError naming it."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(s.upstream_ca) if s.upstream_ca else None)
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+    if s.upstream_cert:
+        try:
+            ctx.load_cert_chain(str(s.upstream_cert), str(s.upstream_key))
+        except OSError as exc:
+            raise ValueError(f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
+                             f"PEM certificate and matching key ({_ssl_reason(exc)})") from exc
+    return ctx
+
+
+def _ssl_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError) and not exc.reason:
+        return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
+    return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__
 
 
 def _response(batch: Batch, payload: bytes, content_type: str | None) -> Message:

@@ -5,8 +5,9 @@ order, each becoming one rule named ``<processor>.<n>``. Only ``delete`` and ``h
 ``key`` or ``pattern`` have a faithful translation; anything else (another action,
 ``include``/``exclude`` match properties that narrow where a processor applies) is an
 error naming it and its line, because migrating it half-way would change what is redacted.
-``hash`` keeps the collector's meaning: unkeyed SHA-256, so hashes already stored in a
-backend stay comparable. Other processor types (batch, memory_limiter, ...) are ignored.
+``hash`` keeps the collector's meaning: unkeyed SHA-256 of the collector's own bytes
+(strings as UTF-8, ints and doubles as 8 little-endian bytes, bools as one byte, anything
+else as the empty string), so hashes already stored in a backend stay comparable. Other processor types (batch, memory_limiter, ...) are ignored.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def rules_from_collector(top: dict, errs: _Errors) -> tuple[Rule, ...]:
                 index=len(rules), name=f"{pname}.{i}"[:63].replace("/", "."),
                 action=_ACTIONS[raw], keys=(key,) if key else (),
                 patterns=(f".*(?:{pattern}).*",) if pattern else (),
+                collector_hash=True,
                 where=_where(item, apath),
             ))
     if not rules and not errs.lines:

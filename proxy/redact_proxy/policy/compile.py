@@ -38,6 +38,7 @@ class Decision:
     rule: int = -1  # index into CompiledPolicy.rules, for the redaction counters
     rewrite: Callable[[str], str] | None = None  # sanitize_*: string -> string
     masks: tuple["Mask", ...] = ()
+    collector_hash: bool = False  # hash with the collector's bytes (imported configs)
 
 
 class Mask:
@@ -222,7 +223,7 @@ def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
 
 def _decision(rule: Rule) -> Decision:
     rewrite = _VALUE_REWRITERS[rule.action](rule) if rule.action in _VALUE_REWRITERS else None
-    return Decision(rule.action, rule.index, rewrite)
+    return Decision(rule.action, rule.index, rewrite, collector_hash=rule.collector_hash)
 
 
 def _sanitize_sql(rule: Rule) -> Callable[[str], str]:

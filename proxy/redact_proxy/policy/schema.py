@@ -118,6 +118,9 @@ class Rule:
     targets: frozenset[str] = frozenset({"attributes"})
     replacement: str = "[REDACTED]"
     path_ids: bool = False
+    # Imported from a collector config: `hash` reproduces the collector's own bytes for
+    # non-string values too (see scrub.attributes.collector_hash_value).
+    collector_hash: bool = False
     where: Where = field(default=Where(1, 1, "rules"), compare=False)
 
 

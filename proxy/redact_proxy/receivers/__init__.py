@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import ssl
 
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from redact_proxy.errors import Outcome, RequestError, Unauthenticated
+from redact_proxy.settings import Settings
 
 
 def check_token(expected: str | None, header: str | None) -> None:
@@ -33,3 +35,30 @@ def status_message(exc: RequestError, outcome: Outcome) -> status_pb2.Status:
 
 
 INTERNAL_CODE = code_pb2.INTERNAL
+
+
+def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
+    """TLS (and mTLS) of both receivers. Called by each receiver before it listens, so an
+    unusable file is one start-up error naming it (grpc's own is a misleading "Failed to
+    bind" after C-core log lines)."""
+    if not s.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
+                         f"and matching key ({_ssl_reason(exc)})") from exc
+    if s.tls_client_ca:
+        try:
+            ctx.load_verify_locations(cafile=str(s.tls_client_ca))
+        except OSError as exc:
+            raise ValueError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _ssl_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError) and not exc.reason:
+        return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
+    return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__

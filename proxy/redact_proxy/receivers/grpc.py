@@ -21,7 +21,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from redact_proxy.codec import Format
 from redact_proxy.errors import RedactionFailed, RequestError
 from redact_proxy.pipeline import Pipeline
-from redact_proxy.receivers import check_token, status_message
+from redact_proxy.receivers import check_token, server_ssl_context, status_message
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL, Signal
 from redact_proxy.workers import is_worker
@@ -58,7 +58,7 @@ class GrpcReceiver:
         )
         address = str(s.grpc_listen)
         _probe_bind(s.grpc_listen.host, s.grpc_listen.port, address)
-        if s.tls_cert:
+        if server_ssl_context(s) is not None:  # checks the files first: one clear error if unusable
             creds = grpc.ssl_server_credentials(
                 [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
                 root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import ssl
 import time
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from redact_proxy import codec
 from redact_proxy.codec import Format
 from redact_proxy.errors import RedactionFailed, RequestError, RequestTooLarge, UnsupportedMediaType
 from redact_proxy.pipeline import Pipeline
-from redact_proxy.receivers import check_token, status_message
+from redact_proxy.receivers import check_token, server_ssl_context, status_message
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL, Signal
 from redact_proxy.workers import is_worker
@@ -124,13 +123,3 @@ def _error_response(exc: RequestError, fmt: Format) -> web.Response:
     body = codec.encode(status_message(exc, outcome), fmt)
     return web.Response(status=outcome.http_status, body=body, content_type=fmt.content_type, headers=headers)
 
-
-def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
-    if not s.tls_cert:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
-    if s.tls_client_ca:
-        ctx.load_verify_locations(cafile=str(s.tls_client_ca))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx

@@ -13,6 +13,7 @@ a RecursionError here fails the batch closed, like any other exception.
 
 from __future__ import annotations
 
+import struct
 from typing import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -67,6 +68,26 @@ def hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> None:
     elif kind == "kvlist_value":
         for kv in value.kvlist_value.values:
             hash_value(kv.value, hasher)
+
+
+def collector_hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> None:
+    """The collector attributes processor's ``hash`` (contrib attraction/hasher.go):
+    strings as UTF-8, bools as one byte, ints and doubles as their 8 little-endian bytes;
+    any other value becomes the empty string. Used for rules imported from a collector
+    config, so hashes it already stored stay comparable."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        data = value.string_value.encode()
+    elif kind == "bool_value":
+        data = b"\x01" if value.bool_value else b"\x00"
+    elif kind == "int_value":
+        data = struct.pack("<q", value.int_value)
+    elif kind == "double_value":
+        data = struct.pack("<d", value.double_value)
+    else:
+        value.string_value = ""
+        return
+    value.string_value = hasher(data)
 
 
 def rewrite_value(value: AnyValue, rewrite: Callable[[str], str]) -> None:
@@ -177,7 +198,7 @@ def _descend(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None:
 _ACTIONS = {
     Action.DELETE: None,
     Action.KEEP_ONLY: None,
-    Action.HASH: lambda value, d, hasher: hash_value(value, hasher),
+    Action.HASH: lambda value, d, hasher: (collector_hash_value if d.collector_hash else hash_value)(value, hasher),
     Action.SANITIZE_SQL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
     Action.SANITIZE_URL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
 }
