@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,16 +29,28 @@ MASK_MEMO_LIMIT = 8192  # memoised values per mask rule
 MASK_MEMO_MAX_VALUE = 256  # characters; longer values (free text, bodies) rarely repeat
 
 
+# What the scrubber does with an attribute, as a small int: the hot loop compares ints
+# rather than hashing Action enum members (whose __hash__ runs in Python).
+OP_KEEP, OP_REMOVE, OP_HASH, OP_REWRITE = range(4)
+_OPS = {None: OP_KEEP, Action.DELETE: OP_REMOVE, Action.KEEP_ONLY: OP_REMOVE, Action.HASH: OP_HASH,
+        Action.SANITIZE_SQL: OP_REWRITE, Action.SANITIZE_URL: OP_REWRITE}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What happens to one attribute key. ``action is None`` means: keep it, then apply
-    ``masks`` (the mask rules targeting this key) to the strings in its value."""
+    """What happens to one attribute key. ``action is None`` means: keep it. ``masks``
+    (the mask rules targeting this key) then apply to the strings of a kept or sanitized
+    value, never to a hashed one."""
 
     action: Action | None
     rule: int = -1  # index into CompiledPolicy.rules, for the redaction counters
     rewrite: Callable[[str], str] | None = None  # sanitize_*: string -> string
     masks: tuple["Mask", ...] = ()
     collector_hash: bool = False  # hash with the collector's bytes (imported configs)
+    op: int = field(init=False, default=OP_KEEP)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "op", _OPS[self.action])
 
 
 class Mask:
@@ -89,10 +101,10 @@ class Decider:
             d = self._first_match(key)
             if d is KEEP and self.keep_only and not any(r.matches(key) for r in self.keep_only):
                 d = Decision(Action.KEEP_ONLY, self.keep_only[0].index)
-            if d is KEEP and self.masks:
+            if self.masks and d.op in (OP_KEEP, OP_REWRITE):
                 masks = tuple(m for f, m in self.masks if f is None or f.matches(key))
                 if masks:
-                    d = Decision(None, masks=masks)
+                    d = replace(d, masks=masks)
             if len(self.top) >= DECISION_CACHE_LIMIT:
                 self.top.clear()
             self.top[key] = d
@@ -141,7 +153,7 @@ class CompiledPolicy:
     rules: tuple[Rule, ...]
     hasher: Callable[[bytes], str]
     deciders: dict[tuple[str, Level], Decider]
-    drops: dict[str, tuple[DropRule, ...]]  # by signal name
+    drops: dict[str, dict[str, tuple[DropRule, ...]]]  # signal -> tested key -> rules in file order
     # Mask rules on names and bodies, by (signal, target): target is span_name,
     # event_name (span events and log records' event_name) or log_body.
     name_masks: dict[tuple[str, str], tuple[Mask, ...]]
@@ -187,10 +199,13 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
                 for r in applies if r.index in masks and "attributes" in r.targets
             )
             deciders[(signal, level)] = Decider(key_rules, keep, attr_masks)
-    drops = {
-        s: tuple(_drop(r) for r in doc.rules if r.action is Action.DROP and s in r.signals and r.when)
-        for s in SIGNAL_NAMES
-    }
+    drops = {}
+    for s in SIGNAL_NAMES:
+        by_key: dict[str, list[DropRule]] = {}
+        for r in doc.rules:
+            if r.action is Action.DROP and s in r.signals and r.when:
+                by_key.setdefault(r.when.key, []).append(_drop(r))
+        drops[s] = {key: tuple(rules) for key, rules in by_key.items()}
     name_masks = {}
     for signal, target, level in _NAME_TARGETS:
         name_masks[(signal, target)] = tuple(

@@ -54,7 +54,7 @@ Precision, per detector (what each one will miss or over-mask):
   scheme is kept. After ``Bearer`` any token68 string is masked (``Bearer token`` in
   prose loses its second word). After the other schemes, which are also English
   words, the credential must contain an upper-case letter, digit or one of
-  ``-._~+/=``, so ``basic validation failed`` is left alone; an all-lower-case-letter
+  ``-._~+/`` (padding ``=`` alone is no credential: ``token = ?``), so ``basic validation failed`` is left alone; an all-lower-case-letter
   credential is missed. ``Digest`` and ``AWS4-HMAC-SHA256`` parameter lists: the rest
   of the line is masked.
 - ``phone``: international numbers starting ``+`` or ``00`` (E.164, with optional
@@ -255,7 +255,9 @@ _BEARER = (
     r"\b(?:"
     rf"(?i:bearer)\s{{1,8}}(?P<bearer_value>{_TOKEN68}+=*)"
     rf"|(?i:basic|token|negotiate|ntlm|apikey)\s{{1,8}}"
-    rf"(?P<scheme_value>[a-z]{{0,200}}[A-Z0-9\-._~+/=]{_TOKEN68}*=*)"
+    # The credential needs a token68 character other than padding: "token = ?" (a
+    # sanitized SQL fragment, prose) is no credential.
+    rf"(?P<scheme_value>[a-z]{{0,200}}[A-Z0-9\-._~+/]{_TOKEN68}*=*)"
     r"|(?i:digest|aws4-hmac-sha256)\s{1,8}(?P<params_value>[^\r\n]*[^\s])"
     r")"
 )

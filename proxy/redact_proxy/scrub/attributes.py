@@ -1,7 +1,7 @@
 """Attribute lists and AnyValues, scrubbed under one Decider.
 
 Strategy: walk a KeyValue list once. Each key's Decision comes from the decider's memo
-(one dict lookup for a known key); the action table says what to do with the value.
+(one dict lookup for a known key); its ``op`` says what to do with the value.
 Kept values that are kvlists or arrays are descended into, because a key rule applies to
 keys at any depth. Removals are collected and done last, back to front, so indices stay
 valid. Every change is counted in the ``Tally`` against the rule that made it. Mask rules run
@@ -18,7 +18,8 @@ from typing import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from redact_proxy.policy import KEEP, Action, Decider, Decision
+from redact_proxy.policy import Decider, Decision
+from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE
 
 
 class Tally:
@@ -136,20 +137,22 @@ def mask_value(value: AnyValue, masks, tally: Tally) -> None:
 
 
 def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
-    """Scrub a top-level attribute list: key rules, then keep_only."""
+    """Scrub a top-level attribute list: key rules, then keep_only, then masks."""
     if attrs:
-        _scrub_kvs(attrs, decider, decider.top, decider.decide, tally, hasher)
+        _scrub_kvs(attrs, decider, decider.top, decider.decide, tally, hasher, ())
 
 
-def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None:
-    """Scrub the keys inside a value that is not itself under a key (a log body)."""
-    if decider.has_key_rules:
-        _descend(value, decider, tally, hasher)
+def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, masks=()) -> None:
+    """Scrub a value that is not itself under a key (a log body): key rules on the keys
+    inside it, then ``masks`` on its strings."""
+    if decider.has_key_rules or masks:
+        _value(value, value.WhichOneof("value"), decider, tally, hasher, masks)
 
 
-def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher) -> None:
+def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher, inherited) -> None:
     # The hot loop: most attributes are kept, so that path is one memo lookup and, when
-    # key rules exist, one look at the value's kind (inlined: no call per attribute).
+    # key rules or masks exist, one look at the value's kind (no call per attribute).
+    # ``inherited``: the masks of the attribute this kvlist sits under.
     doomed = None
     descend = decider.has_key_rules
     for i, kv in enumerate(kvs):
@@ -157,48 +160,43 @@ def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher) 
         d: Decision | None = memo.get(key)
         if d is None:
             d = decide(key)
-        if d is KEEP:
-            if descend:
+        op = d.op
+        if op == OP_KEEP:
+            masks = d.masks or inherited
+            if descend or masks:
                 value = kv.value
                 kind = value.WhichOneof("value")
-                if kind == "kvlist_value" or kind == "array_value":
-                    _descend(value, decider, tally, hasher)
-            continue
-        if d.action is None:  # kept, and mask rules target it
-            if descend:
-                _descend(kv.value, decider, tally, hasher)
-            mask_value(kv.value, d.masks, tally)
+                if kind == "kvlist_value" or kind == "array_value" or (masks and kind == "string_value"):
+                    _value(value, kind, decider, tally, hasher, masks)
             continue
         tally.redactions[d.rule] += 1
         tally.changed = True
-        handler = _ACTIONS[d.action]
-        if handler is None:
+        if op == OP_REMOVE:
             if doomed is None:
                 doomed = []
             doomed.append(i)
-        else:
-            handler(kv.value, d, hasher)
+        elif op == OP_HASH:  # a hashed value is final: never masked
+            (collector_hash_value if d.collector_hash else hash_value)(kv.value, hasher)
+        else:  # OP_REWRITE: sanitize, then mask what survived
+            rewrite_value(kv.value, d.rewrite)
+            masks = d.masks or inherited
+            if masks:
+                mask_value(kv.value, masks, tally)
     if doomed:
         for i in reversed(doomed):
             del kvs[i]
 
 
-def _descend(value: AnyValue, decider: Decider, tally: Tally, hasher) -> None:
-    kind = value.WhichOneof("value")
+def _value(value: AnyValue, kind: str | None, decider: Decider, tally: Tally, hasher, masks) -> None:
+    """A kept value: key rules on the keys inside it, masks on its strings."""
     if kind == "kvlist_value":
         kvs = value.kvlist_value.values
         if kvs:
-            _scrub_kvs(kvs, decider, decider.nested, decider.decide_nested, tally, hasher)
+            _scrub_kvs(kvs, decider, decider.nested, decider.decide_nested, tally, hasher, masks)
     elif kind == "array_value":
         for item in value.array_value.values:
-            _descend(item, decider, tally, hasher)
-
-
-# The closed set of key actions. None = remove the attribute.
-_ACTIONS = {
-    Action.DELETE: None,
-    Action.KEEP_ONLY: None,
-    Action.HASH: lambda value, d, hasher: (collector_hash_value if d.collector_hash else hash_value)(value, hasher),
-    Action.SANITIZE_SQL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
-    Action.SANITIZE_URL: lambda value, d, hasher: rewrite_value(value, d.rewrite),
-}
+            _value(item, item.WhichOneof("value"), decider, tally, hasher, masks)
+    elif kind == "string_value" and masks:
+        masked = mask_text(value.string_value, masks, tally)
+        if masked is not None:
+            value.string_value = masked

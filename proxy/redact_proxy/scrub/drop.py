@@ -11,14 +11,15 @@ from redact_proxy.policy.compile import DropRule
 from redact_proxy.scrub.attributes import Tally, text_of
 
 
-def drop_items(items, rules: tuple[DropRule, ...], tally: Tally) -> int:
-    """Remove the items of a repeated field that a drop rule matches; returns how many."""
+def drop_items(items, rules: dict[str, tuple[DropRule, ...]], tally: Tally) -> int:
+    """Remove the items of a repeated field that a drop rule matches; returns how many.
+    ``rules`` maps a tested key to its drop rules, in file order."""
     doomed = []
     for i, item in enumerate(items):
-        rule = _matching_rule(item.attributes, rules)
-        if rule is not None:
+        index = _matching_rule(item.attributes, rules)
+        if index is not None:
             doomed.append(i)
-            tally.dropped[rule.index] += 1
+            tally.dropped[index] += 1
     for i in reversed(doomed):
         del items[i]
     if doomed:
@@ -26,14 +27,21 @@ def drop_items(items, rules: tuple[DropRule, ...], tally: Tally) -> int:
     return len(doomed)
 
 
-def _matching_rule(attrs, rules: tuple[DropRule, ...]) -> DropRule | None:
-    for rule in rules:
-        for kv in attrs:
-            if kv.key == rule.key:
-                text = text_of(kv.value)
-                if text is not None and rule.test(text):
-                    return rule
-    return None
+def _matching_rule(attrs, rules: dict[str, tuple[DropRule, ...]]) -> int | None:
+    """Index of the first rule (in file order) that some attribute satisfies."""
+    first = None
+    for kv in attrs:
+        candidates = rules.get(kv.key)
+        if candidates is None:
+            continue
+        text = text_of(kv.value)
+        if text is None:
+            continue
+        for rule in candidates:
+            if (first is None or rule.index < first) and rule.test(text):
+                first = rule.index
+                break
+    return first
 
 
 def prune_empty(containers, child: str) -> None:

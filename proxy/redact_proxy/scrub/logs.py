@@ -4,7 +4,7 @@ and event names (mask targets); drop rules on log records."""
 from __future__ import annotations
 
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.scrub.attributes import Tally, mask_text, mask_value, scrub_attributes, scrub_value
+from redact_proxy.scrub.attributes import Tally, mask_text, scrub_attributes, scrub_value
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
 
@@ -32,9 +32,7 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
             for record in records:
                 scrub_attributes(record.attributes, log_d, tally, hasher)
                 if record.HasField("body"):
-                    scrub_value(record.body, log_d, tally, hasher)
-                    if body_masks:
-                        mask_value(record.body, body_masks, tally)
+                    scrub_value(record.body, log_d, tally, hasher, body_masks)
                 if event_masks and record.event_name:
                     masked = mask_text(record.event_name, event_masks, tally)
                     if masked is not None:
