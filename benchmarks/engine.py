@@ -150,6 +150,8 @@ def logs(rng: random.Random) -> bytes:
     return req.SerializeToString()
 
 
+BATCH_POOL = 8  # distinct batches per workload
+
 WORKLOADS = {
     "traces": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng), 1000),
     "traces-clean": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng, sensitive=0), 1000),
@@ -161,15 +163,19 @@ WORKLOADS = {
 
 def measure(name: str, policy, seconds: float) -> dict:
     signal, cls, make, items = WORKLOADS[name]
-    data = make(random.Random(42))
+    # Several distinct batches, cycled: values differ from batch to batch as in real
+    # traffic, so per-value memos (mask results) cannot make a repeated batch free.
+    pool = [make(random.Random(42 + i)) for i in range(BATCH_POOL)]
+    data = pool[0]
+    turn = iter(range(1 << 62))
 
     def floor() -> None:
         msg = cls()
-        msg.ParseFromString(data)
+        msg.ParseFromString(pool[next(turn) % BATCH_POOL])
         msg.SerializeToString()
 
     def proxy() -> None:  # exactly the pipeline's path, minus the network
-        batch = Batch.from_bytes(BY_NAME[signal], data, Format.PROTOBUF)
+        batch = Batch.from_bytes(BY_NAME[signal], pool[next(turn) % BATCH_POOL], Format.PROTOBUF)
         report = scrub(signal, batch.message, policy)
         if report.changed:
             batch.modified()
