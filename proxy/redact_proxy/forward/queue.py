@@ -177,7 +177,7 @@ class QueueForwarder:
         self._pending.append((record, stored))
         self._writer_wake.set()
         # Shielded: a client that goes away does not take its record out of the group.
-        await asyncio.sleep(0)
+        await asyncio.shield(stored)
         return batch.signal.response()
 
     async def _write_loop(self) -> None:
@@ -194,7 +194,8 @@ class QueueForwarder:
             try:
                 seq, size = await asyncio.to_thread(self.store.append, [record for record, _ in group])
             except OSError as exc:
-                log.error("queue: cannot write to %s (%s); %d batch(es) refused", self.directory, _errno(exc), len(group))
+                log.error("queue: cannot write to %s (%s); %d batch(es) refused",
+                          self.directory, _errno(exc), len(group))
                 self._backlog -= sum(len(record) for record, _ in group)
                 self._publish()
                 for _, stored in group:
