@@ -51,7 +51,12 @@ def apply(policy: CompiledPolicy, data: bytes, fmt: Format, signal: str | None) 
             raise ConfigError(["protobuf input does not say its signal; give --signal traces|metrics|logs"])
         return [_apply_one(policy, data, fmt, signal)]
     text = data.decode("utf-8", "replace").strip()
-    docs = [text] if text.startswith("{") and "\n{" not in text else [ln for ln in text.splitlines() if ln.strip()]
+    try:  # one document, however it is laid out ...
+        docs = [text] if isinstance(json.loads(text), dict) else []
+    except ValueError:  # ... or JSON lines, one export request per line
+        docs = []
+    if not docs:
+        docs = [ln for ln in text.splitlines() if ln.strip()]
     out = []
     for n, doc in enumerate(docs, 1):
         sig = signal or _json_signal(doc, n)
@@ -178,7 +183,8 @@ def expected(policy: CompiledPolicy, case: PolicyCase) -> dict | None:
     return out
 
 
-def run_tests(policy: CompiledPolicy, cases: list[PolicyCase], source: str, out=sys.stdout) -> int:
+def run_tests(policy: CompiledPolicy, cases: list[PolicyCase], source: str, out=None) -> int:
+    out = sys.stdout if out is None else out  # looked up now: callers may have redirected it
     failed = 0
     for case in cases:
         got = run_case(policy, case)

@@ -54,7 +54,7 @@ Precision, per detector (what each one will miss or over-mask):
   scheme is kept. After ``Bearer`` any token68 string is masked (``Bearer token`` in
   prose loses its second word). After the other schemes, which are also English
   words, the credential must contain an upper-case letter, digit or one of
-  ``-._~+/`` (padding ``=`` alone is no credential: ``token = ?``), so ``basic validation failed`` is left alone; an all-lower-case-letter
+  ``-._~+/=`` after a first letter or digit (``token = ?`` holds no credential), so ``basic validation failed`` is left alone; an all-lower-case-letter
   credential is missed. ``Digest`` and ``AWS4-HMAC-SHA256`` parameter lists: the rest
   of the line is masked.
 - ``phone``: international numbers starting ``+`` or ``00`` (E.164, with optional
@@ -251,13 +251,19 @@ _IBAN = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
 # undecided for long (which would make rescans after a rejected candidate costly).
 _JWT = r"\beyJ[A-Za-z0-9_\-]{10}[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)*={0,2}"
 _TOKEN68 = r"[A-Za-z0-9\-._~+/]"
+# Refused candidates one value may cost before it is replaced whole (see Masker.mask):
+# 256, plus one per 16 bytes of value. Real text (a log line of order ids failing Luhn)
+# stays far below; a value crafted to be a candidate at every byte hits it, which bounds
+# the work per byte.
+REJECTED_BASE = 256
+REJECTED_PER_BYTES = 16
 _BEARER = (
     r"\b(?:"
-    rf"(?i:bearer)\s{{1,8}}(?P<bearer_value>{_TOKEN68}+=*)"
+    rf"(?i:bearer)\s{{1,8}}(?P<bearer_value>[A-Za-z0-9]{_TOKEN68}*=*)"
     rf"|(?i:basic|token|negotiate|ntlm|apikey)\s{{1,8}}"
-    # The credential needs a token68 character other than padding: "token = ?" (a
-    # sanitized SQL fragment, prose) is no credential.
-    rf"(?P<scheme_value>[a-z]{{0,200}}[A-Z0-9\-._~+/]{_TOKEN68}*=*)"
+    # A credential starts with a letter or digit: "token = ?" (a sanitized SQL fragment),
+    # "token - expired" (prose) hold none.
+    rf"(?P<scheme_value>(?:[a-z]{{1,200}}[A-Z0-9\-._~+/=]|[A-Z0-9]){_TOKEN68}*=*)"
     r"|(?i:digest|aws4-hmac-sha256)\s{1,8}(?P<params_value>[^\r\n]*[^\s])"
     r")"
 )
@@ -399,9 +405,18 @@ class Masker:
         out: list[bytes] = []
         last = 0
         size = len(data)
+        rejected = 0
+        budget = REJECTED_BASE + size // REJECTED_PER_BYTES
         while match is not None:
             hit = self._resolve(data, match)
             if hit is None:
+                # A candidate its verifier refused: the scan moves on one character and
+                # searches again. A value built to make every position a refused candidate
+                # ("1.1.1.1..." , "4111 4111 ...") would cost a search per byte; past a
+                # budget the whole value is replaced instead (fail closed, bounded time).
+                rejected += 1
+                if rejected > budget:
+                    return self._replace(value)
                 pos = _next_char(data, match.start())
             else:
                 spans, pos = hit
