@@ -45,6 +45,7 @@ class Pipeline:
         self.max_inflight_bytes = max_inflight_bytes
         self.inflight = 0
         self.inflight_bytes = 0  # decompressed bodies of the requests in progress
+        self.cancelled = 0  # requests cut before they were answered
         self._active: tuple[CompiledPolicy, dict] = (policy, telemetry.rules_for(policy))
         telemetry.set_policy(policy)
 
@@ -75,6 +76,9 @@ class Pipeline:
         self.telemetry.inflight.inc()
         try:
             return await self._export(signal, transport, body, fmt)
+        except asyncio.CancelledError:
+            self.cancelled += 1  # cut short: shutdown grace over, or the client went away
+            raise
         finally:
             self.inflight -= 1
             self.inflight_bytes -= size

@@ -121,12 +121,14 @@ class Service:
         grace = self.settings.shutdown_grace
         self.admin.ready = False
         log.info("draining: %d request(s) in flight, up to %.1fs", self.pipeline.inflight, grace)
+        cut_before = self.pipeline.cancelled
         await asyncio.gather(*(r.stop(grace) for r in self.receivers), return_exceptions=True)
         deadline = time.monotonic() + grace
         while self.pipeline.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if self.pipeline.inflight:
-            log.warning("shutdown: %d request(s) still in flight after the grace period", self.pipeline.inflight)
+        cut = self.pipeline.cancelled - cut_before + self.pipeline.inflight
+        if cut:
+            log.warning("shutdown: %d request(s) cut at the end of the grace period", cut)
         await self._close()
         log.info("stopped")
 

@@ -101,6 +101,8 @@ def test_requests_past_the_grace_are_cut_and_the_proxy_exits_0(own_proxies, grpc
         assert result.code is grpc.StatusCode.UNAVAILABLE, "a cut request must be retryable"
     else:
         assert result is None or result.status == 503
+    # The operator is told how many were cut (uvicorn's habit).
+    assert "1 request(s) cut at the end of the grace period" in proxy.stderr()
 
 
 # --- start-up failures: non-zero, one clear line --------------------------------------------
