@@ -524,3 +524,14 @@ def sdk_export(signal: str, transport: str, proxy: "Proxy", data=None, **kw):
         exporter.shutdown()
     return data, result.name == "SUCCESS"
 
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail naming
+    ``what`` after ``timeout`` seconds: the suite's only kind of wait."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

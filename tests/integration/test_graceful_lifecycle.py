@@ -17,8 +17,6 @@ import concurrent.futures
 import signal
 import socket
 import subprocess
-import sys
-import time
 
 import aiohttp
 import grpc
@@ -26,19 +24,10 @@ import pytest
 
 from integration_faults import make_pki
 from integration_otlp import build_request
-from integration_support import POLICY, Answer, free_port, grpc_export, proxy_env, serve_command
+from integration_support import POLICY, Answer, free_port, grpc_export, proxy_env, serve_command, wait_for
 
 WAIT = 20.0  # seconds; bounded waits
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def listening(port: int) -> bool:

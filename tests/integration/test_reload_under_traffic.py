@@ -25,7 +25,6 @@ import os
 import re
 import signal
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -33,6 +32,7 @@ import grpc
 from integration_otlp import (
     DELETED_KEYS, MARK, attrs, build_request, hmac_hex, kvs, sdk_resource, sensitive_attributes,
 )
+import integration_support
 from integration_support import POLICY, grpc_export, sdk_exporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -63,13 +63,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def wait_for(predicate, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return integration_support.wait_for(predicate, timeout, what)
 
 
 # --- the client ----------------------------------------------------------------------------------

@@ -8,26 +8,16 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 
 from integration_otlp import assert_redacted, attrs, build_request, check_sdk_arrival, items_of
-from integration_support import POLICY, Answer, grpc_export, sdk_export
+from integration_support import POLICY, Answer, grpc_export, sdk_export, wait_for
 
 RELOAD_WAIT = 8.0  # seconds; bounded wait for a reload to show in /metrics
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.mark.parametrize("client", ["grpc", "http"])

@@ -34,21 +34,12 @@ from integration_faults import GrpcCaptureAt, HttpCaptureAt, RawServer, Resettin
 from integration_otlp import (
     MARK, assert_nothing_deleted_leaked, assert_redacted, attrs, build_request, check_sdk_arrival, items_of,
 )
-from integration_support import Answer, free_port, grpc_export, http_status, sdk_export
+from integration_support import Answer, free_port, grpc_export, http_status, sdk_export, wait_for
 
 KINDS = ["grpc", "http"]
 SCHEME = {"grpc": "grpc", "http": "http"}
 WAIT = 20.0  # seconds; bounded waits
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

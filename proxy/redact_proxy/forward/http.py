@@ -18,7 +18,7 @@ import grpc
 from google.protobuf.message import Message
 
 from redact_proxy import codec
-from redact_proxy.codec import Batch, Format
+from redact_proxy.codec import Batch
 from redact_proxy.errors import (
     HTTP_TO_GRPC, RETRYABLE_HTTP_STATUSES, MalformedRequest, UpstreamRejected,
     UpstreamThrottled, UpstreamUnavailable,
