@@ -133,6 +133,8 @@ class Service:
         log.info("stopped")
 
     async def _close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
         if self.forwarder is not None:
             await self.forwarder.close()
         await self.admin.stop()
