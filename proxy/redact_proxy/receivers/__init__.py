@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import ssl
 
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from redact_proxy.errors import Outcome, RequestError, Unauthenticated
 from redact_proxy.settings import Settings
@@ -33,8 +33,6 @@ def status_message(exc: RequestError, outcome: Outcome) -> status_pb2.Status:
         status.details.add().Pack(info)
     return status
 
-
-INTERNAL_CODE = code_pb2.INTERNAL
 
 
 def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
