@@ -34,7 +34,6 @@ def status_message(exc: RequestError, outcome: Outcome) -> status_pb2.Status:
     return status
 
 
-
 def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
     """TLS (and mTLS) of both receivers. Called by each receiver before it listens, so an
     unusable file is one start-up error naming it (grpc's own is a misleading "Failed to
