@@ -157,8 +157,8 @@ def _startup_reason(exc: BaseException) -> str:
 
 def serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+    if settings.event_loop == "asyncio":
         return asyncio.run(Service(settings).run())
+    import uvloop
+
     return uvloop.run(Service(settings).run())

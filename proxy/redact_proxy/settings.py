@@ -63,6 +63,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--auth-token-file", None, "file holding the bearer token clients must send (Authorization: Bearer ...)"),
     Option("--log-format", "text", "text or json; log lines never carry telemetry content"),
     Option("--log-level", "info", "debug, info, warning or error"),
+    Option("--event-loop", "uvloop", "uvloop or asyncio (the standard library's loop; for comparison)"),
     Option("--queue-dir", None,
            "persistent queue: a batch is acknowledged once stored (fsync) here, then delivered upstream with "
            "retries; survives restarts and upstream outages (each worker uses DIR/worker-<index>)"),
@@ -196,6 +197,7 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)
     log_format: str = "text"
     log_level: str = "info"
+    event_loop: str = "uvloop"
     queue_dir: Path | None = None  # this process's own directory: --queue-dir/worker-<index>
     queue_max_bytes: int = QUEUE_MAX_BYTES
 
@@ -244,6 +246,7 @@ class Settings:
             shutdown_grace=take("shutdown_grace", parse_duration, "shutdown-grace"),
             log_format=values.get("log_format") or "text",
             log_level=(values.get("log_level") or "info").lower(),
+            event_loop=(values.get("event_loop") or "uvloop").lower(),
         )
         if settings_kw["upstream"] is None and not values.get("upstream"):
             try:
@@ -275,6 +278,8 @@ class Settings:
                 settings_kw["auth_token"] = token
         if settings_kw["log_format"] not in ("text", "json"):
             errors.append(f"--log-format: expected text or json, got {settings_kw['log_format']!r}")
+        if settings_kw["event_loop"] not in ("uvloop", "asyncio"):
+            errors.append(f"--event-loop: expected uvloop or asyncio, got {settings_kw['event_loop']!r}")
         if settings_kw["log_level"] not in ("debug", "info", "warning", "error"):
             errors.append(f"--log-level: expected debug, info, warning or error, got {settings_kw['log_level']!r}")
         if values.get("queue_dir"):

@@ -45,6 +45,16 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(own_proxies, grpc_upstrea
     assert len(grpc_upstream.received) == 1
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_both_event_loops_serve_both_transports(own_proxies, grpc_upstream, http_export, loop):
+    proxy = own_proxies(grpc_upstream.target, "--event-loop", loop, name=f"loop-{loop}")
+    assert grpc_export(proxy, "traces", build_request("traces")).code is grpc.StatusCode.OK
+    assert http_export(proxy, "traces", build_request("traces")).status == 200
+    assert len(grpc_upstream.received) == 2
+    for received in grpc_upstream.received:
+        assert_redacted(attrs(items_of("traces", received.message)[0].attributes))
+
+
 def test_serve_is_the_default_command_and_env_configures_it(own_proxies, grpc_upstream):
     proxy = own_proxies(None, subcommand=False, env={"REDACT_PROXY_UPSTREAM": grpc_upstream.target},
                         name="implicit-serve")
