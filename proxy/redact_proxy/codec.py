@@ -238,17 +238,7 @@ class Batch:
         # Fields this proxy's OTLP version does not know were never scrubbed: they must
         # not reach upstream (a newer collector could read them as attributes).
         message.DiscardUnknownFields()
-        batch = cls(signal, message, data, fmt)
-        # The original bytes may stand for the batch only if they are exactly what the
-        # decoded, known-fields-only message encodes to (true of every canonical OTLP
-        # encoder's output unless it carried unknown fields). Comparing the re-encoding
-        # costs one serialization and proves it; on a mismatch the re-encoding is used.
-        if fmt is Format.PROTOBUF:
-            encoded = message.SerializeToString()
-            if encoded != data:
-                batch.changed = True
-                batch._encoded[Format.PROTOBUF] = encoded
-        return batch
+        return cls(signal, message, data, fmt)
 
     def modified(self) -> None:
         """Call after changing ``message``: encodings made before are stale."""
@@ -256,13 +246,17 @@ class Batch:
         self._encoded.clear()
 
     def to_bytes(self, fmt: Format) -> bytes:
-        """The batch in ``fmt``: the original bytes when nothing changed and both are
-        protobuf, otherwise encoded once and kept."""
-        # OTLP-JSON is always re-encoded: members the parser ignored as unknown must not
-        # reach upstream unscanned.
-        if fmt is self.fmt is Format.PROTOBUF and not self.changed:
-            return self.original
+        """The batch in ``fmt``, encoded once and kept. An unchanged protobuf batch is
+        its original bytes -- but only when they are exactly what the decoded,
+        known-fields-only message encodes to (true of every canonical OTLP encoder's
+        output that carried no unknown field). The one serialization that proves it is
+        the encoding used when it fails, so the proof costs nothing extra."""
         data = self._encoded.get(fmt)
         if data is None:
-            data = self._encoded[fmt] = encode(self.message, fmt)
+            # OTLP-JSON is always re-encoded: members the parser ignored as unknown must
+            # not reach upstream unscanned.
+            data = encode(self.message, fmt)
+            if fmt is self.fmt is Format.PROTOBUF and not self.changed and data == self.original:
+                data = self.original
+            self._encoded[fmt] = data
         return data
