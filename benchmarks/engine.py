@@ -3,8 +3,8 @@
 
 What it measures, per workload (fixed seed, so every run scrubs the same bytes):
   floor   = parse + serialize of the batch            (what any OTLP hop pays)
-  proxy   = what the pipeline does: parse, drop unknown fields, prove the original bytes
-            reusable (one serialize), scrub, serialize again if anything changed
+  proxy   = what the pipeline does: parse, drop unknown fields, scrub, serialize once
+            (an unchanged batch whose bytes equal that serialization goes out as it came)
   ratio   = proxy / floor                             (the figure that matters: it cancels
                                                        out how fast this machine is today)
 Both are timed alternately in the same loop, so machine noise hits them alike.
