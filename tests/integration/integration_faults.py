@@ -25,13 +25,11 @@ import struct
 from pathlib import Path
 
 import grpc
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from integration_otlp import SIGNALS
 from integration_support import Answer, GrpcCapture, GrpcResult, HttpCapture
 
 # --- raw TCP fault servers ----------------------------------------------------------------
@@ -207,64 +205,21 @@ class Scripted:
 
 
 class GrpcCaptureAt(Scripted, GrpcCapture):
-    """The suite's gRPC capture, bound to ``port`` (0: any), over TLS when given
-    server credentials. Stop it and start another on the same port: an upstream restart."""
+    """The suite's gRPC capture (port, TLS) answering a script first."""
 
     def __init__(self, port: int = 0, credentials: grpc.ServerCredentials | None = None,
                  script: list[Answer] | None = None):
-        super().__init__()
+        super().__init__(port, credentials)
         self.script = list(script or ())
-        self.port = port
-        self.credentials = credentials
-
-    async def start(self) -> None:
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                               ("grpc.so_reuseport", 0)])
-        services: dict[str, dict] = {}
-        for sig in SIGNALS.values():
-            service, _, method = sig.grpc_method.strip("/").partition("/")
-            services.setdefault(service, {})[method] = grpc.unary_unary_rpc_method_handler(
-                self._handler(sig.name), request_deserializer=None, response_serializer=None)
-        self.server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(n, m) for n, m in services.items()])
-        address = f"127.0.0.1:{self.port}"
-        if self.credentials is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, self.credentials)
-        await self.server.start()
-        self.loop = asyncio.get_running_loop()
-
-    @property
-    def target(self) -> str:
-        return f"{'grpcs' if self.credentials else 'grpc'}://127.0.0.1:{self.port}"
 
 
 class HttpCaptureAt(Scripted, HttpCapture):
-    """The suite's OTLP/HTTP capture, bound to ``port`` (0: any), over TLS when given an
-    SSL context."""
+    """The suite's OTLP/HTTP capture (port, TLS) answering a script first."""
 
     def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None,
                  script: list[Answer] | None = None):
-        super().__init__()
+        super().__init__(port, ssl_context)
         self.script = list(script or ())
-        self.port = port
-        self.ssl_context = ssl_context
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        for sig in SIGNALS.values():
-            app.router.add_post(sig.http_path, self._handler(sig.name))
-        self.runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.loop = asyncio.get_running_loop()
-
-    @property
-    def target(self) -> str:
-        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
 
 # --- certificates -------------------------------------------------------------------------

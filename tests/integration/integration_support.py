@@ -24,6 +24,7 @@ import gzip as gzip_module
 import os
 import signal as signal_module
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -128,15 +129,19 @@ class Capture:
 
 
 class GrpcCapture(Capture):
-    """OTLP/gRPC upstream: the three Export services on raw bytes."""
+    """OTLP/gRPC upstream: the three Export services on raw bytes. Bound to ``port`` (0:
+    any free one; a stopped capture's port: an upstream restart), over TLS when given
+    server credentials."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0, credentials: grpc.ServerCredentials | None = None):
         super().__init__()
         self.server: grpc.aio.Server | None = None
-        self.port = 0
+        self.port = port
+        self.credentials = credentials
 
     async def start(self) -> None:
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                                               ("grpc.so_reuseport", 0)])
         services: dict[str, dict] = {}
         for sig in SIGNALS.values():
             service, _, method = sig.grpc_method.strip("/").partition("/")
@@ -144,7 +149,11 @@ class GrpcCapture(Capture):
                 self._handler(sig.name), request_deserializer=None, response_serializer=None)
         self.server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(n, m) for n, m in services.items()])
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        address = f"127.0.0.1:{self.port}"
+        if self.credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, self.credentials)
         await self.server.start()
         self.loop = asyncio.get_running_loop()
 
@@ -153,7 +162,7 @@ class GrpcCapture(Capture):
 
     @property
     def target(self) -> str:
-        return f"grpc://127.0.0.1:{self.port}"
+        return f"{'grpcs' if self.credentials else 'grpc'}://127.0.0.1:{self.port}"
 
     def _handler(self, signal: str):
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -176,12 +185,14 @@ class GrpcCapture(Capture):
 
 
 class HttpCapture(Capture):
-    """OTLP/HTTP upstream: ``POST /v1/<signal>``, protobuf or OTLP-JSON."""
+    """OTLP/HTTP upstream: ``POST /v1/<signal>``, protobuf or OTLP-JSON. Bound to ``port``
+    (0: any free one), over TLS when given an SSL context."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None):
         super().__init__()
         self.runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
+        self.ssl_context = ssl_context
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -190,7 +201,7 @@ class HttpCapture(Capture):
         # Bodies are read raw: the capture sees exactly what the proxy sent.
         self.runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         self.loop = asyncio.get_running_loop()
@@ -200,7 +211,7 @@ class HttpCapture(Capture):
 
     @property
     def target(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def _handler(self, signal: str):
         async def export(request: web.Request) -> web.Response:

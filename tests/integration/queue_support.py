@@ -9,58 +9,17 @@ comparison and a duplicate is a span id seen twice.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
 import time
 from pathlib import Path
 
 import grpc
-from aiohttp import web
 
-from integration_otlp import SIGNALS, build_request, items_of
-from integration_support import GrpcCapture, HttpCapture, Proxy, grpc_export
+from integration_otlp import build_request, items_of
+from integration_support import Proxy, grpc_export
 
 SPANS_PER_REQUEST = 2
-
-
-class PinnedGrpcCapture(GrpcCapture):
-    """The suite's gRPC capture, on a given port."""
-
-    def __init__(self, port: int):
-        super().__init__()
-        self.pinned = port
-
-    async def start(self) -> None:
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        services: dict[str, dict] = {}
-        for sig in SIGNALS.values():
-            service, _, method = sig.grpc_method.strip("/").partition("/")
-            services.setdefault(service, {})[method] = grpc.unary_unary_rpc_method_handler(
-                self._handler(sig.name), request_deserializer=None, response_serializer=None)
-        self.server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler(n, m) for n, m in services.items()])
-        self.port = self.server.add_insecure_port(f"127.0.0.1:{self.pinned}")
-        await self.server.start()
-        self.loop = asyncio.get_running_loop()
-
-
-class PinnedHttpCapture(HttpCapture):
-    """The suite's OTLP/HTTP capture, on a given port."""
-
-    def __init__(self, port: int):
-        super().__init__()
-        self.pinned = port
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        for sig in SIGNALS.values():
-            app.router.add_post(sig.http_path, self._handler(sig.name))
-        self.runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.pinned).start()
-        self.port = self.pinned
-        self.loop = asyncio.get_running_loop()
 
 
 def numbered_request(n: int):

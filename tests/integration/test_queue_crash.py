@@ -18,9 +18,9 @@ import grpc
 import pytest
 
 from integration_otlp import GONE, MARK
-from integration_support import POLICY, Answer, free_port, grpc_export, proxy_env, serve_command
+from integration_support import POLICY, Answer, GrpcCapture, HttpCapture, free_port, grpc_export, proxy_env, serve_command
 from queue_support import (
-    Load, PinnedGrpcCapture, PinnedHttpCapture, arrived, disk_bytes, numbered_request, span_ids_of,
+    Load, arrived, disk_bytes, numbered_request, span_ids_of,
 )
 
 DRAIN_TIMEOUT = 30.0  # seconds: bounded wait for the queue to reach upstream
@@ -99,7 +99,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_item(own_proxies, grpc_upstream,
 @pytest.mark.parametrize("kind", ["grpc", "http"])
 def test_an_upstream_outage_is_ridden_out(own_proxies, loop_thread, http_export, tmp_path, kind):
     port = free_port()
-    capture = PinnedGrpcCapture(port) if kind == "grpc" else PinnedHttpCapture(port)
+    capture = GrpcCapture(port) if kind == "grpc" else HttpCapture(port)
     queue_dir = tmp_path / "queue"
     proxy = own_proxies(f"{kind}://127.0.0.1:{port}", "--queue-dir", str(queue_dir), name=f"outage-{kind}")
     for n in range(20):  # upstream is down: acknowledged all the same, once on disk

@@ -6,12 +6,10 @@ scalar while keeping the value's shape (SPEC section 6)."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
-from pathlib import Path
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from redact_proxy.policy import Action, Level
@@ -20,42 +18,7 @@ from redact_proxy.policy.schema import Rule
 from redact_proxy.scrub.attributes import (
     Tally, hash_value, rewrite_value, scrub_attributes, scrub_value, text_of,
 )
-
-POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
-KEY = b"0123456789abcdef-test-key"
-ENV = {"REDACT_PROXY_HASH_KEY": KEY.decode()}
-
-
-def H(data: bytes) -> str:
-    return hmac.new(KEY, data, hashlib.sha256).hexdigest()
-
-
-def av(v) -> AnyValue:
-    """A Python value as an AnyValue: None is the empty value, dict a kvlist."""
-    if isinstance(v, AnyValue):
-        return v
-    if v is None:
-        return AnyValue()
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, str):
-        return AnyValue(string_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[av(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=kvs(v)))
-    raise TypeError(v)
-
-
-def kvs(d: dict | list) -> list[KeyValue]:
-    items = d.items() if isinstance(d, dict) else d
-    return [KeyValue(key=k, value=av(v)) for k, v in items]
+from scrub_support import ENV, H, POLICIES, av, kvs
 
 
 def hashed(s: str) -> AnyValue:

@@ -4,42 +4,14 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
-from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from redact_proxy.policy.compile import load
 from redact_proxy.scrub import scrub
-
-POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
-KEY = b"0123456789abcdef-test-key"
-ENV = {"REDACT_PROXY_HASH_KEY": KEY.decode()}
-
-
-def H(data: bytes) -> str:
-    return hmac.new(KEY, data, hashlib.sha256).hexdigest()
-
-
-def av(v) -> AnyValue:
-    if isinstance(v, AnyValue):
-        return v
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[av(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=kvs(v)))
-    return AnyValue(string_value=v)
-
-
-def kvs(d: dict) -> list[KeyValue]:
-    return [KeyValue(key=k, value=av(v)) for k, v in d.items()]
+from scrub_support import ENV, H, POLICIES, av, kvs
 
 
 def record(n: int, attributes: dict, body=None) -> LogRecord:

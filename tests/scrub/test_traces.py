@@ -4,40 +4,13 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
-from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from redact_proxy.policy.compile import load
 from redact_proxy.scrub import scrub
-
-POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
-KEY = b"0123456789abcdef-test-key"
-ENV = {"REDACT_PROXY_HASH_KEY": KEY.decode()}
-
-
-def H(data: bytes) -> str:
-    return hmac.new(KEY, data, hashlib.sha256).hexdigest()
-
-
-def av(v) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    return AnyValue(string_value=v)
-
-
-def kvs(d: dict) -> list[KeyValue]:
-    return [KeyValue(key=k, value=av(v)) for k, v in d.items()]
-
-
-def pairs(attrs) -> dict:
-    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in attrs}
+from scrub_support import ENV, H, POLICIES, kvs, pairs
 
 
 def span(name: str, attributes: dict, n: int = 1) -> Span:

@@ -8,31 +8,22 @@ not with the proxy's hasher."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import textwrap
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from redact_proxy.errors import PolicyError
 from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
 from redact_proxy.scrub import scrub
+from scrub_support import ENV, H, av, kvs
 
-KEY = "value-actions-test-key-0123456789"
-ENV = {"REDACT_PROXY_HASH_KEY": KEY}
 EMAIL = "ada.lovelace@example.com"
 OTHER_EMAIL = "grace@example.org"
-
-
-def H(text: str | bytes) -> str:
-    """The policy's keyed hash: lowercase hex HMAC-SHA256 (SPEC 6)."""
-    data = text.encode() if isinstance(text, str) else text
-    return hmac.new(KEY.encode(), data, hashlib.sha256).hexdigest()
 
 
 def compiled(text: str, env: dict | None = None):
@@ -41,26 +32,6 @@ def compiled(text: str, env: dict | None = None):
 
 
 # --- AnyValue <-> Python -------------------------------------------------------------------
-
-
-def av(v) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, str):
-        return AnyValue(string_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[av(x) for x in v]))
-    if isinstance(v, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=kvs(v)))
-    raise TypeError(type(v))
-
-
-def kvs(d: dict) -> list[KeyValue]:
-    return [KeyValue(key=k, value=av(v)) for k, v in d.items()]
 
 
 def py(v: AnyValue):
