@@ -8,17 +8,33 @@
 # tools or pip cache in the final image), pinned base, runs as an unprivileged
 # user, writes nothing at run time (read-only root filesystem works; bytecode is
 # compiled at build time), HEALTHCHECK on the admin port's /healthz.
+# The native triage module (native/, Rust) is built in the build stage with the
+# toolchain of the pinned Rust image and a C linker; only its .so reaches the image.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
+FROM ${RUST_IMAGE} AS rust
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/usr/local/cargo/bin:$PATH
+# The linker rustc calls; versions follow Debian's security updates, so not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=rust /usr/local/cargo /usr/local/cargo
 WORKDIR /src
 RUN python -m venv /opt/redact-proxy
 COPY pyproject.toml README.md ./
 COPY proxy/ proxy/
-RUN /opt/redact-proxy/bin/pip install --no-cache-dir . \
+COPY native/Cargo.toml native/Cargo.lock native/pyproject.toml native/
+COPY native/src/ native/src/
+RUN /opt/redact-proxy/bin/pip install --no-cache-dir . ./native \
  && /opt/redact-proxy/bin/python -m compileall -q /opt/redact-proxy/lib
 
 FROM ${PYTHON_IMAGE}

@@ -6,10 +6,12 @@ PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
 .PHONY: install run test test-unit bench fuzz check-policies clean
 
-$(VENV)/.installed: pyproject.toml
+# native/ is the Rust triage module (PyO3, built by maturin through pip; needs cargo).
+$(VENV)/.installed: pyproject.toml native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+	@command -v cargo >/dev/null || { echo "make: cargo not found; the native module needs Rust (https://rustup.rs)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test]' ./native
 	touch $@
 
 install: $(VENV)/.installed

@@ -170,7 +170,7 @@ def test_dockerfile_contract():
     froms = [rest.split()[0] for op, rest in instructions if op == "FROM"]
     bases = {args.get(f.strip("${}"), f) for f in froms}
     for base in bases:
-        assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+", base), f"base image not pinned: {base}"
+        assert re.fullmatch(r"(python|rust):\d+\.\d+\.\d+-slim-[a-z]+", base), f"base image not pinned: {base}"
     final_stage = [i for i, (op, _) in enumerate(instructions) if op == "FROM"][-1]
     final = instructions[final_stage:]
     users = [rest for op, rest in final if op == "USER"]
@@ -211,11 +211,12 @@ def test_dockerfile_copy_sources_are_in_the_build_context():
             assert (REPO / src).exists(), f"COPY {src}: not in the repository"
             assert dockerignore_allows(src), f"COPY {src}: excluded by .dockerignore"
     # and the context stays small: no venv, caches, tests or git history
-    for path in (".venv", ".git", ".cache", "tests", "deploy", "benchmarks"):
+    for path in (".venv", ".git", ".cache", "tests", "deploy", "benchmarks", "native/target"):
         assert not dockerignore_allows(path), f".dockerignore lets {path} into the build context"
 
 
-@pytest.mark.parametrize("required", ["pyproject.toml", "README.md", "proxy", "policies"])
+@pytest.mark.parametrize("required", ["pyproject.toml", "README.md", "proxy", "policies", "native/src",
+                                      "native/Cargo.lock"])
 def test_build_context_has_what_pip_install_needs(required):
     # README.md is pyproject's `readme`: setuptools fails the build without it.
     copied = " ".join(rest for op, rest in dockerfile_instructions() if op == "COPY")

@@ -7,6 +7,8 @@ with a body -- decompress, decode, scrub, encode -- and two invariants checked.
 2. Never leak: in every batch that would be forwarded, no planted sensitive key survives
    at any level or nesting depth, and no planted sensitive value survives in any
    attribute value, span/event name or log body (the places the policy scrubs).
+3. Triage is exact: a protobuf body triage vouches for (the pipeline then skips the
+   scrub) is one the scrub leaves unchanged.
 
 The policy deletes the planted keys and masks anything shaped like a planted value, so
 a planted value moved by a mutation under an innocent key must still be masked.
@@ -23,6 +25,7 @@ from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
 from redact_proxy.scrub import scrub
 from redact_proxy.signals import BY_NAME
+from redact_proxy.triage import Triage
 
 CORPUS = Path(__file__).parent / "corpus"
 LIMIT = 1 << 20  # max decompressed bytes, as --max-request-bytes
@@ -43,7 +46,11 @@ rules:
     action: mask
     regexes: ['PLANTED[0-9a-f]{8}']
     targets: [attributes, span_name, event_name, log_body]
+  - name: drop-health
+    action: drop
+    when: {key: http.route, in: [/healthz]}
 """, "fuzz-policy.yaml"), {})
+TRIAGE = Triage(POLICY)
 
 
 class Leak(AssertionError):
@@ -57,7 +64,11 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
         batch = Batch.from_bytes(BY_NAME[signal], body, fmt)
     except (MalformedRequest, RequestTooLarge):
         return False
-    if scrub(signal, batch.message, POLICY).changed:
+    vouched = fmt is Format.PROTOBUF and TRIAGE.untouched(BY_NAME[signal], body)
+    report = scrub(signal, batch.message, POLICY)
+    if vouched and (report.changed or any(report.redactions) or any(report.dropped)):
+        raise Leak("triage vouched for a batch the scrub changes")
+    if report.changed:
         batch.modified()
     for out_fmt in (Format.PROTOBUF, Format.JSON):
         forwarded = batch.to_bytes(out_fmt)

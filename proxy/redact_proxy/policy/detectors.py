@@ -392,6 +392,12 @@ class Masker:
         }
         self._replace = replace if callable(replace) else (lambda _text, _r=replace: _r)
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The RE2 pattern of every alternative (user regexes, then detectors).
+        ``mask`` changes nothing in a value that none of them matches."""
+        return tuple(spec.pattern for spec in self._specs)
+
     def mask(self, value: str) -> str | None:
         """The value with every detection replaced, or None if nothing was replaced."""
         main = self._main

@@ -33,3 +33,10 @@ def scrub(signal: str, request, policy: CompiledPolicy) -> Report:
     module.scrub(request, policy, tally)
     items_out = items_in - sum(tally.dropped)
     return Report(items_in, items_out, tally.changed, tally.redactions, tally.dropped)
+
+
+def untouched(signal: str, request, policy: CompiledPolicy) -> Report:
+    """The Report of a batch triage proved the policy leaves alone (triage.py)."""
+    items = _BY_SIGNAL[signal].count(request)
+    zeros = [0] * len(policy.rules)
+    return Report(items, items, False, zeros, zeros)
