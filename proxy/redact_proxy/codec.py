@@ -222,15 +222,31 @@ class Batch:
     """One export request on its way through: the decoded message, and the bytes and
     format it arrived in. Whoever changes ``message`` calls ``modified()``."""
 
-    __slots__ = ("signal", "message", "original", "fmt", "changed", "_encoded")
+    __slots__ = ("signal", "_message", "original", "fmt", "changed", "_encoded")
 
-    def __init__(self, signal: Signal, message: Message, original: bytes, fmt: Format):
+    def __init__(self, signal: Signal, message: Message | None, original: bytes, fmt: Format):
         self.signal = signal
-        self.message = message
+        self._message = message
         self.original = original
         self.fmt = fmt
         self.changed = False
         self._encoded: dict[Format, bytes] = {}
+
+    @classmethod
+    def verbatim(cls, signal: Signal, data: bytes) -> "Batch":
+        """A protobuf body proven to be exactly what the decoder accepts, with no unknown
+        field (triage.py): forwarded as these bytes; decoded only if another encoding
+        is asked for."""
+        batch = cls(signal, None, data, Format.PROTOBUF)
+        batch._encoded[Format.PROTOBUF] = data
+        return batch
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            self._message = decode(self.signal, self.original, self.fmt)
+            self._message.DiscardUnknownFields()
+        return self._message
 
     @classmethod
     def from_bytes(cls, signal: Signal, data: bytes, fmt: Format) -> "Batch":

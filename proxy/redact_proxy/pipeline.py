@@ -131,12 +131,13 @@ def _redact(signal: Signal, body: bytes, fmt: Format, policy: CompiledPolicy,
             triage: Triage) -> tuple[Batch, Report]:
     """Decode and scrub one body (no I/O). MalformedRequest passes through; any other
     failure is RedactionFailed: the batch is refused, never forwarded as it was.
-    A protobuf batch triage proves untouched skips the scrub walk (decoding still
-    validates it, and Batch.to_bytes still proves its bytes before reusing them)."""
+    A protobuf body triage proves untouched is forwarded as it came, undecoded."""
+    if fmt is Format.PROTOBUF:
+        items = triage.untouched(signal, body)
+        if items is not None:
+            return Batch.verbatim(signal, body), untouched(items, policy)
     batch = Batch.from_bytes(signal, body, fmt)
     try:
-        if fmt is Format.PROTOBUF and triage.untouched(signal, body):
-            return batch, untouched(signal.name, batch.message, policy)
         report = scrub(signal.name, batch.message, policy)
     except Exception as exc:
         log.error("redaction failed, batch refused (%s, %s)", signal.name, exc.__class__.__name__)

@@ -25,9 +25,12 @@ which can only make a pattern match more. A match that spans a NUL costs a full 
 never a missed mask. Everything the check cannot vouch for (JSON bodies, a body ``scan``
 refuses) takes the full path. ``tests/scrub/test_triage.py`` compares the two paths.
 
-Fields the decoder does not know are not read here; they are discarded from the decoded
-batch, and the original bytes are forwarded only when they equal its encoding
-(``codec.Batch.to_bytes``), so nothing unscanned leaves.
+Forwarded as it came: the native walk also checks the body is exactly what the decoder
+accepts -- every field known, with a wire type the decoder takes for it, valid UTF-8 in
+strings, whole varints and packed runs, no two members of one oneof -- and counts its
+items. Any field this OTLP version does not know makes it refuse (the full path then
+discards such fields), so nothing unscanned leaves. The decoded batch is made only if a
+forwarder needs another encoding (``codec.Batch.verbatim``).
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP
 from redact_proxy.policy.schema import LEVELS_OF, compile_regex
 from redact_proxy.signals import ALL, Signal
 
-# Field kinds of the native schema (native/src/lib.rs).
-_SKIP, _MESSAGE, _KEY, _TEXT, _SCALAR = range(5)
+# Field kinds and flags of the native schema (native/src/lib.rs).
+_PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR = range(5)
+_ITEM, _UTF8 = 1, 2
 
 _KEYS = {("opentelemetry.proto.common.v1.KeyValue", "key")}
 _TEXTS = {
@@ -53,15 +57,36 @@ _TEXTS = {
 }
 # The AnyValue kinds a drop condition reads as text besides strings (attributes.text_of).
 _SCALARS = {("opentelemetry.proto.common.v1.AnyValue", f) for f in ("bool_value", "int_value", "double_value")}
+# What the pipeline counts as items (scrub.*.count).
+_ITEMS = {("opentelemetry.proto.trace.v1.ScopeSpans", "spans"),
+          ("opentelemetry.proto.logs.v1.ScopeLogs", "log_records")} | {
+    (f"opentelemetry.proto.metrics.v1.{m}", "data_points")
+    for m in ("Gauge", "Sum", "Histogram", "ExponentialHistogram", "Summary")}
+
+_T = FieldDescriptor
+_VARINT = {_T.TYPE_INT32, _T.TYPE_INT64, _T.TYPE_UINT32, _T.TYPE_UINT64, _T.TYPE_SINT32,
+           _T.TYPE_SINT64, _T.TYPE_BOOL, _T.TYPE_ENUM}
+_FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
+_FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
 
 _REGEX_MEMORY = 64 << 20  # bytes of DFA cache: one big alternation over ~250 KB of text
 
 
+def _wire(f: FieldDescriptor) -> tuple[int, int]:
+    """(accepted wire types as a bit mask, packed element size: 0, 1 = varint, 4, 8).
+    A repeated number is accepted packed (2) and unpacked, as decoders must."""
+    repeated = f.is_repeated
+    for types, wire, size in ((_VARINT, 0, 1), (_FIXED64, 1, 8), (_FIXED32, 5, 4)):
+        if f.type in types:
+            return (1 << wire) | (1 << 2 if repeated else 0), size if repeated else 0
+    return 1 << 2, 0  # string, bytes, message (groups: none in OTLP, and never accepted)
+
+
 def build_schema(root: Descriptor) -> Schema:
-    """The native walk's table for ``root``: key and text fields by name, and only the
-    submessages that can (transitively) hold one, so e.g. Status and Buckets are skipped
-    whole. Raises LookupError when a named field is missing (an OTLP rename must fail
-    loudly, not turn triage blind)."""
+    """The native walk's table for ``root``: every field of every message it can reach,
+    with the wire types the decoder takes for it; key, text, number-or-boolean and item
+    fields by name. Raises LookupError when a named field is missing (an OTLP rename
+    must fail loudly, not turn triage blind)."""
     order: list[Descriptor] = []
     index: dict[str, int] = {}
 
@@ -75,38 +100,27 @@ def build_schema(root: Descriptor) -> Schema:
 
     visit(root)
     named = {(d.full_name, f.name): f for d in order for f in d.fields}
-    missing = sorted(f"{m}.{f}" for m, f in (_KEYS | _TEXTS | _SCALARS) if (m, f) not in named and m in index)
-    if missing or not any(m in index for m, _ in _KEYS):
+    roles = {**{p: _KEY for p in _KEYS}, **{p: _TEXT for p in _TEXTS}, **{p: _SCALAR for p in _SCALARS}}
+    wanted = set(roles) | _ITEMS
+    missing = sorted(".".join(p) for p in wanted if p not in named and p[0] in index)
+    if missing or not any(p in named for p in _KEYS):
         raise LookupError(f"OTLP fields not found for triage: {', '.join(missing) or 'KeyValue.key'}")
-    for pair in _KEYS | _TEXTS:
-        if pair in named and named[pair].type != FieldDescriptor.TYPE_STRING:
-            raise LookupError(f"OTLP field {'.'.join(pair)} is not a string")
-
-    # Messages worth walking: those holding a key or text field, and their ancestors.
-    wanted = {m for m, f in _KEYS | _TEXTS if (m, f) in named}
-    changed = True
-    while changed:
-        changed = False
-        for d in order:
-            if d.full_name not in wanted and any(
-                f.message_type is not None and f.message_type.full_name in wanted for f in d.fields
-            ):
-                wanted.add(d.full_name)
-                changed = True
+    for pair, role in roles.items():
+        if pair in named and (named[pair].type == _T.TYPE_STRING) != (role in (_KEY, _TEXT)):
+            raise LookupError(f"OTLP field {'.'.join(pair)} is not of the type triage expects")
 
     tables = []
     for d in order:
+        oneofs = {o.full_name: i + 1 for i, o in enumerate(d.oneofs)}
         fields = []
         for f in d.fields:
             pair = (d.full_name, f.name)
-            if pair in _KEYS:
-                fields.append((f.number, _KEY, 0))
-            elif pair in _TEXTS:
-                fields.append((f.number, _TEXT, 0))
-            elif pair in _SCALARS:
-                fields.append((f.number, _SCALAR, 0))
-            elif f.message_type is not None and f.message_type.full_name in wanted:
-                fields.append((f.number, _MESSAGE, index[f.message_type.full_name]))
+            kind = roles.get(pair, _MESSAGE if f.message_type is not None else _PLAIN)
+            target = index[f.message_type.full_name] if f.message_type is not None else 0
+            wires, packed = _wire(f)
+            oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
+            flags = (_ITEM if pair in _ITEMS else 0) | (_UTF8 if f.type == _T.TYPE_STRING else 0)
+            fields.append((f.number, kind, target, wires, packed, oneof, flags))
         tables.append(fields)
     return Schema(tables)
 
@@ -167,17 +181,18 @@ class Triage:
         self._masks = {s.name: _mask_regex(policy, s.name) for s in ALL}
         self._drops = {s.name: _drop_regexes(policy, s.name) for s in ALL}
 
-    def untouched(self, signal: Signal, body: bytes) -> bool:
-        """True when scrubbing the protobuf ``body`` of ``signal`` would change nothing.
-        False also means "not proven": the caller scrubs as usual."""
+    def untouched(self, signal: Signal, body: bytes) -> int | None:
+        """The number of items in the protobuf ``body`` of ``signal`` when it can be
+        forwarded as it is: the decoder would accept it, with no field it does not know,
+        and scrubbing it would change nothing. None: not proven, decode and scrub it."""
         name = signal.name
         regex = self._masks[name]
         if regex is False:
-            return False
+            return None
         found = scan(body, SCHEMAS[name])
         if found is None:
-            return False
-        keys, scalar_keys, texts = found
+            return None
+        keys, scalar_keys, texts, items = found
         memo = self._touches[name]
         drops = self._drops[name]
         for key in keys:
@@ -188,13 +203,15 @@ class Triage:
                     memo.clear()
                 memo[key] = touched
             if touched:
-                return False
+                return None
             drop = drops.get(key)
             if drop is not None:
                 finds, reads_scalars = drop
                 if (reads_scalars and key in scalar_keys) or finds.search(texts) is not None:
-                    return False
-        return regex is None or regex.search(texts) is None
+                    return None
+        if regex is not None and regex.search(texts) is not None:
+            return None
+        return items
 
     def _key_touched(self, signal: str, raw: bytes) -> bool:
         try:

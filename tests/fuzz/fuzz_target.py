@@ -7,8 +7,9 @@ with a body -- decompress, decode, scrub, encode -- and two invariants checked.
 2. Never leak: in every batch that would be forwarded, no planted sensitive key survives
    at any level or nesting depth, and no planted sensitive value survives in any
    attribute value, span/event name or log body (the places the policy scrubs).
-3. Triage is exact: a protobuf body triage vouches for (the pipeline then skips the
-   scrub) is one the scrub leaves unchanged.
+3. Triage is exact: a protobuf body triage vouches for (the pipeline then forwards it
+   as it came, undecoded) is one the decoder accepts, with no unknown field, the item
+   count triage gives, and that the scrub leaves unchanged.
 
 The policy deletes the planted keys and masks anything shaped like a planted value, so
 a planted value moved by a mutation under an innocent key must still be masked.
@@ -23,6 +24,7 @@ from redact_proxy.codec import Batch, Format, decompress
 from redact_proxy.errors import MalformedRequest, RequestTooLarge
 from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
+from redact_proxy.scrub import count as scrub_count
 from redact_proxy.scrub import scrub
 from redact_proxy.signals import BY_NAME
 from redact_proxy.triage import Triage
@@ -61,12 +63,19 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
     """Run one input; returns True when it was accepted (decoded) and checked."""
     try:
         body = decompress(data, encoding, LIMIT)
-        batch = Batch.from_bytes(BY_NAME[signal], body, fmt)
     except (MalformedRequest, RequestTooLarge):
         return False
-    vouched = fmt is Format.PROTOBUF and TRIAGE.untouched(BY_NAME[signal], body)
+    items = TRIAGE.untouched(BY_NAME[signal], body) if fmt is Format.PROTOBUF else None
+    try:
+        batch = Batch.from_bytes(BY_NAME[signal], body, fmt)
+    except MalformedRequest:
+        if items is not None:
+            raise Leak("triage vouched for a body the decoder refuses") from None
+        return False
+    if items is not None:
+        assert_verbatim_exact(signal, body, items)
     report = scrub(signal, batch.message, POLICY)
-    if vouched and (report.changed or any(report.redactions) or any(report.dropped)):
+    if items is not None and (report.changed or any(report.redactions) or any(report.dropped)):
         raise Leak("triage vouched for a batch the scrub changes")
     if report.changed:
         batch.modified()
@@ -76,6 +85,20 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
         again = Batch.from_bytes(BY_NAME[signal], forwarded, out_fmt).message
         _assert_clean(again)
     return True
+
+
+def assert_verbatim_exact(signal: str, body: bytes, items: int) -> None:
+    """What forwarding ``body`` undecoded assumes: no field unknown to the decoder (it
+    re-encodes unknown fields, so dropping them would change the encoding) and the
+    item count the pipeline reports."""
+    message = BY_NAME[signal].request()
+    message.ParseFromString(body)
+    before = message.SerializeToString()
+    message.DiscardUnknownFields()
+    if message.SerializeToString() != before:
+        raise Leak("triage vouched for a body with unknown fields")
+    if scrub_count(signal, message) != items:
+        raise Leak("triage counted the items wrong")
 
 
 def _assert_clean(message) -> None:

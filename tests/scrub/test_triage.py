@@ -11,6 +11,9 @@ batches are vouched for at all (a triage that always says "no" would pass the pr
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from redact_proxy_native import Schema, scan
 from scrub_support import ENV, POLICIES, av, kvs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+from fuzz_target import assert_verbatim_exact  # noqa: E402
 
 from redact_proxy.codec import Format, decode
 from redact_proxy.pipeline import _redact
@@ -115,13 +121,14 @@ def logs(draw) -> bytes:
 
 
 def _assert_exact(signal, body: bytes, policy) -> bool:
-    vouched = TRIAGES[id(policy)].untouched(signal, body)
+    items = TRIAGES[id(policy)].untouched(signal, body)
     report = scrub(signal.name, decode(signal, body, Format.PROTOBUF), policy)
-    if vouched:
+    if items is not None:
         assert not report.changed, "triage vouched for a batch the scrub changes"
         assert not any(report.redactions) and not any(report.dropped)
-        assert report.items_out == report.items_in
-    return vouched
+        assert report.items_out == report.items_in == items
+        assert_verbatim_exact(signal.name, body, items)
+    return items is not None
 
 
 @pytest.mark.parametrize("policy", [POLICY, KEEP_ONLY, DOCTRINE], ids=["rules", "keep_only", "doctrine"])
@@ -178,7 +185,7 @@ def test_a_clean_batch_is_vouched_for():
     _span_batch({"plain": "acct-1234"}),               # \b user regex at a value's end
 ], ids=lambda b: str(len(b)))
 def test_each_rule_kind_stops_triage(body):
-    assert not TRIAGES[id(POLICY)].untouched(TRACES, body)
+    assert TRIAGES[id(POLICY)].untouched(TRACES, body) is None
     assert scrub("traces", decode(TRACES, body, Format.PROTOBUF), POLICY).changed
 
 
@@ -192,7 +199,7 @@ def test_triage_is_conservative_where_the_scrub_looks_closer(text):
     # "xtok-123": `^tok-[0-9]+$` relaxed to `tok-[0-9]+` matches inside it; "1.2.3.4.5":
     # the ipv4 pattern matches, its verifier refuses. Both are scrubbed in full, unchanged.
     body = _span_batch({"plain": text})
-    assert not TRIAGES[id(POLICY)].untouched(TRACES, body)
+    assert TRIAGES[id(POLICY)].untouched(TRACES, body) is None
     assert not scrub("traces", decode(TRACES, body, Format.PROTOBUF), POLICY).changed
 
 
@@ -203,7 +210,7 @@ def test_drop_values_are_whole_texts():
     record.attributes.extend(kvs({"target": "x/readyz", "other": "/readyz/1"}))
     assert _assert_exact(LOGS, req.SerializeToString(), POLICY)
     record.attributes.extend(kvs({"z": "/livez"}))  # a whole text, under another key: not proven
-    assert not TRIAGES[id(POLICY)].untouched(LOGS, req.SerializeToString())
+    assert TRIAGES[id(POLICY)].untouched(LOGS, req.SerializeToString()) is None
 
 
 def test_keep_only_and_the_empty_key():
@@ -213,11 +220,11 @@ def test_keep_only_and_the_empty_key():
     span.attributes.extend(kvs({"plain": "a", "k": 1}))
     assert _assert_exact(TRACES, req.SerializeToString(), KEEP_ONLY)
     span.attributes.extend(kvs({"other": "a"}))  # not in the allowlist: keep_only deletes it
-    assert not triage.untouched(TRACES, req.SerializeToString())
+    assert triage.untouched(TRACES, req.SerializeToString()) is None
     # A KeyValue with no key on the wire is the empty key, which `x*` matches.
     req = ExportTraceServiceRequest()
     req.resource_spans.add().resource.attributes.add(value=AnyValue(string_value="v"))
-    assert not triage.untouched(TRACES, req.SerializeToString())
+    assert triage.untouched(TRACES, req.SerializeToString()) is None
     assert scrub("traces", decode(TRACES, req.SerializeToString(), Format.PROTOBUF), KEEP_ONLY).changed
 
 
@@ -240,7 +247,7 @@ def test_scan_refuses_what_it_cannot_read_exactly():
     shallow = AnyValue(string_value="x").SerializeToString()
     for _ in range(20):
         shallow = _ld(5, _ld(1, shallow))
-    assert scan(_ld(1, _ld(2, _ld(2, _ld(5, shallow)))), SCHEMAS["logs"]) == ([], [], b"\x00x\x00")
+    assert scan(_ld(1, _ld(2, _ld(2, _ld(5, shallow)))), SCHEMAS["logs"]) == ([], [], b"\x00x\x00", 1)
 
 
 def _ld(field: int, payload: bytes) -> bytes:
@@ -256,7 +263,8 @@ def _ld(field: int, payload: bytes) -> bytes:
 
 def test_scan_collects_keys_scalar_keys_and_texts():
     body = _span_batch({"n": 1, "s": "a\x00b"}, name="span", event="ev", nested={"in": True})
-    keys, scalar_keys, texts = scan(body, SCHEMAS["traces"])
+    keys, scalar_keys, texts, items = scan(body, SCHEMAS["traces"])
+    assert items == 1
     assert set(keys) == {b"route", b"count", b"n", b"s", b"ctx", b"in"}
     assert set(scalar_keys) == {b"count", b"n", b"in"}
     assert texts == b"\x00span\x00/rooms/:id\x00a\x00b\x00ev\x00"  # in wire order, between NULs
@@ -271,15 +279,16 @@ def test_schema_rejects_bad_tables():
         Schema([[(0, 0, 0)]])  # field number 0
 
 
-def test_unknown_fields_are_not_vouched_through():
-    # Field 99 of a Span, unknown to this OTLP version, holding an e-mail: triage does not
-    # read it, so the batch may be vouched for -- but what leaves is the decoded batch
-    # without the unknown field, never the original bytes.
+def test_unknown_fields_are_not_vouched_for():
+    # Field 99 of a Span, unknown to this OTLP version, holding an e-mail: triage refuses
+    # the body, and what leaves is the decoded batch without the unknown field.
     req = ExportTraceServiceRequest()
     req.resource_spans.add().scope_spans.add().spans.add(name="a", trace_id=b"t" * 16, span_id=b"s" * 8)
     span_bytes = req.resource_spans[0].scope_spans[0].spans[0].SerializeToString() + b"\x9a\x06\x0fbob@example.com"
     body = b"\x0a" + bytes([len(span_bytes) + 4]) + b"\x12" + bytes([len(span_bytes) + 2]) + b"\x12" + \
         bytes([len(span_bytes)]) + span_bytes
+    assert TRIAGES[id(POLICY)].untouched(TRACES, body) is None
+    assert TRIAGES[id(POLICY)].untouched(TRACES, req.SerializeToString()) == 1
     batch, report = _redact(TRACES, body, Format.PROTOBUF, POLICY, TRIAGES[id(POLICY)])
     assert not report.changed
     forwarded = batch.to_bytes(Format.PROTOBUF)
@@ -312,3 +321,49 @@ def test_relax_anchors(pattern, relaxed):
 
 def test_every_signal_has_a_schema():
     assert set(SCHEMAS) == set(BY_NAME)
+
+
+# --- forwarded as it came: only what the decoder reads exactly the same ---------------------
+
+def _metrics_with_point(point_bytes: bytes) -> bytes:
+    """resource_metrics/scope_metrics/metrics(histogram)/data_points = point_bytes."""
+    return _ld(1, _ld(2, _ld(2, _ld(9, _ld(1, point_bytes)))))
+
+
+def test_scan_takes_packed_and_unpacked_numbers_and_counts_items():
+    packed = _ld(6, bytes(16)) + b"\x19" + bytes(8)     # bucket_counts: 2 fixed64 packed; time
+    unpacked = b"\x31" + bytes(8) + b"\x31" + bytes(8)   # bucket_counts: 2 fixed64, one by one
+    body = _metrics_with_point(packed) + _metrics_with_point(unpacked)
+    assert scan(body, SCHEMAS["metrics"])[3] == 2
+    assert_verbatim_exact("metrics", body, 2)
+
+
+# (signal, refused body, the same body made right): the walk refuses for the reason named.
+_REFUSED = {
+    "packed fixed64 run of 7 bytes": ("metrics", _metrics_with_point(_ld(6, bytes(7))),
+                                      _metrics_with_point(_ld(6, bytes(8)))),
+    "packed varints cut short": ("metrics", _metrics_with_point(_ld(10, b"\x80")),
+                                 _metrics_with_point(b"\x50\x01")),  # flags, a varint
+    "invalid UTF-8 in a scope name": ("traces", _ld(1, _ld(2, _ld(1, _ld(1, b"\xff")))),
+                                      _ld(1, _ld(2, _ld(1, _ld(1, b"ok"))))),
+    "an AnyValue both string and int": ("traces", _ld(1, _ld(1, _ld(1, _ld(1, b"k") + _ld(2, b"\x0a\x01a\x18\x05")))),
+                                        _ld(1, _ld(1, _ld(1, _ld(1, b"k") + _ld(2, b"\x0a\x01a"))))),
+    "Span.kind as wire type 2": ("traces", _ld(1, _ld(2, _ld(2, b"\x32\x00"))), _ld(1, _ld(2, _ld(2, b"\x30\x01")))),
+    "a field number OTLP does not have": ("logs", _ld(1, _ld(2, _ld(2, b"\xf8\x07\x01"))), _ld(1, _ld(2, _ld(2, b"\x10\x01")))),
+}
+
+
+@pytest.mark.parametrize("case", list(_REFUSED))
+def test_scan_refuses_what_the_decoder_reads_otherwise(case):
+    signal, bad, good = _REFUSED[case]
+    assert scan(bad, SCHEMAS[signal]) is None
+    assert scan(good, SCHEMAS[signal]) is not None
+
+
+def test_a_verbatim_batch_is_decoded_only_for_another_encoding():
+    body = _span_batch({"plain": "a"})
+    batch, report = _redact(TRACES, body, Format.PROTOBUF, POLICY, TRIAGES[id(POLICY)])
+    assert report.items_in == 1 and not report.changed
+    assert batch.to_bytes(Format.PROTOBUF) is body
+    assert batch._message is None  # nothing decoded so far
+    assert b'"plain"' in batch.to_bytes(Format.JSON)

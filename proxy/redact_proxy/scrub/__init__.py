@@ -26,6 +26,11 @@ class Report:
     dropped: list[int]  # per rule index
 
 
+def count(signal: str, request) -> int:
+    """Items in a decoded request: spans, data points or log records."""
+    return _BY_SIGNAL[signal].count(request)
+
+
 def scrub(signal: str, request, policy: CompiledPolicy) -> Report:
     module = _BY_SIGNAL[signal]
     items_in = module.count(request)
@@ -35,8 +40,7 @@ def scrub(signal: str, request, policy: CompiledPolicy) -> Report:
     return Report(items_in, items_out, tally.changed, tally.redactions, tally.dropped)
 
 
-def untouched(signal: str, request, policy: CompiledPolicy) -> Report:
-    """The Report of a batch triage proved the policy leaves alone (triage.py)."""
-    items = _BY_SIGNAL[signal].count(request)
+def untouched(items: int, policy: CompiledPolicy) -> Report:
+    """The Report of a batch of ``items`` triage proved the policy leaves alone."""
     zeros = [0] * len(policy.rules)
     return Report(items, items, False, zeros, zeros)
