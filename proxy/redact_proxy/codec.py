@@ -245,16 +245,17 @@ class Batch:
     def message(self) -> Message:
         if self._message is None:
             self._message = decode(self.signal, self.original, self.fmt)
+            # Fields this proxy's OTLP version does not know were never scrubbed: they
+            # must not reach upstream (a newer collector could read them as attributes).
             self._message.DiscardUnknownFields()
         return self._message
 
     @classmethod
     def from_bytes(cls, signal: Signal, data: bytes, fmt: Format) -> "Batch":
-        message = decode(signal, data, fmt)
-        # Fields this proxy's OTLP version does not know were never scrubbed: they must
-        # not reach upstream (a newer collector could read them as attributes).
-        message.DiscardUnknownFields()
-        return cls(signal, message, data, fmt)
+        """Decoded now: a malformed body raises MalformedRequest here."""
+        batch = cls(signal, None, data, fmt)
+        batch.message  # noqa: B018 -- decodes
+        return batch
 
     def modified(self) -> None:
         """Call after changing ``message``: encodings made before are stale."""

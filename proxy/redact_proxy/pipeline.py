@@ -49,8 +49,8 @@ class Pipeline:
         self.inflight_bytes = 0  # decompressed bodies of the requests in progress
         self.cancelled = 0  # requests cut before they were answered
         self._scrub_thread = ThreadPoolExecutor(1, thread_name_prefix="redact-scrub")
-        self._active: tuple[CompiledPolicy, dict, Triage] = (policy, telemetry.rules_for(policy), Triage(policy))
-        telemetry.set_policy(policy)
+        self._active: tuple[CompiledPolicy, dict, Triage]
+        self.set_policy(policy)
 
     def close(self) -> None:
         self._scrub_thread.shutdown(wait=False, cancel_futures=True)

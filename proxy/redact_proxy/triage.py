@@ -214,10 +214,7 @@ class Triage:
         return items
 
     def _key_touched(self, signal: str, raw: bytes) -> bool:
-        try:
-            key = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return True  # the decoder refuses such a body anyway; never vouch for it
+        key = raw.decode("utf-8")  # scan returns no body with invalid UTF-8 in a string
         for level in LEVELS_OF[signal]:
             decider = self.policy.decider(signal, level)
             if decider.decide(key).op != OP_KEEP or decider.decide_nested(key).op != OP_KEEP:
