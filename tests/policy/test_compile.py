@@ -12,7 +12,7 @@ import pytest
 
 from redact_proxy.errors import PolicyError
 from redact_proxy.policy import KEEP, Action, Level
-from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, MIN_KEY_BYTES, compile_policy, load
+from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, MIN_KEY_BYTES, compile_policy, load, tails
 from redact_proxy.policy.schema import LEVELS_OF, load_file, parse
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
@@ -202,7 +202,10 @@ def test_first_match_wins_in_file_order():
 def test_patterns_match_the_whole_key(key, deleted):
     d = load(POLICIES / "patterns_full_match.yaml", ENV).decider("logs", Level.LOG)
     assert (d.decide(key).action is Action.DELETE) is deleted
-    assert (d.decide_nested(key).action is Action.DELETE) is deleted
+    # Nested, a key is also matched by the dotted tails of its path ("my.token" -> "token").
+    by_tail = any(d.decide(tail).action is Action.DELETE for tail in tails(key))
+    assert (d.decide_nested("", key).action is Action.DELETE) is by_tail
+    assert (d.decide_nested("a.b", key).action is Action.DELETE) is by_tail
 
 
 def test_keep_only_applies_to_top_level_attributes_of_covered_levels_only():
@@ -214,8 +217,9 @@ def test_keep_only_applies_to_top_level_attributes_of_covered_levels_only():
     assert span.decide("user.email").action is Action.DELETE  # key rules come first
     assert span.decide("user.id").action is Action.HASH
     # keys inside kvlists: key rules only
-    assert span.decide_nested("random") is KEEP
-    assert span.decide_nested("user.email").action is Action.DELETE
+    assert span.decide_nested("", "random") is KEEP
+    assert span.decide_nested("", "user.email").action is Action.DELETE
+    assert span.decide_nested("user", "email").action is Action.DELETE  # {"user": {"email": ...}}
     # levels and signals the rule does not cover keep everything
     assert policy.decider("traces", Level.EVENT).decide("random") is KEEP
     assert policy.decider("traces", Level.RESOURCE).decide("random") is KEEP
@@ -251,7 +255,7 @@ def test_decisions_are_memoised_and_the_memo_is_bounded():
     assert d.top["secret"] is first
     for i in range(DECISION_CACHE_LIMIT + 10):
         d.decide(f"k{i}")
-        d.decide_nested(f"k{i}")
+        d.decide_nested("", f"k{i}")
     assert len(d.top) <= DECISION_CACHE_LIMIT
     assert len(d.nested) <= DECISION_CACHE_LIMIT
     assert d.decide("secret").action is Action.DELETE  # still right after a reset

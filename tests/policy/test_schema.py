@@ -15,7 +15,7 @@ from redact_proxy.policy.schema import (
 )
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
-ACTIONS = "delete, hash, mask, sanitize_sql, sanitize_url, keep_only, drop"
+ACTIONS = "delete, hash, mask, replace, sanitize_sql, sanitize_url, keep_only, drop"
 LEVELS = "resource, scope, span, event, link, datapoint, exemplar, log"
 
 
@@ -169,7 +169,7 @@ CASES = [
             action: delete
             keys: [a]
             when: {key: a, equals: b}
-        """, ["p.yaml:6:5: rules[0].when: unknown field for action delete; expected one of: action, description, keys, levels, name, patterns, signals"]),
+        """, ["p.yaml:6:5: rules[0].when: unknown field for action delete; expected one of: action, description, fields, keys, levels, name, patterns, signals"]),
     ("keys-on-drop", """
         version: 1
         rules:
@@ -191,7 +191,7 @@ CASES = [
         rules:
           - name: a
             action: delete
-        """, ["p.yaml:3:5: rules[0]: action delete needs `keys:` or `patterns:`"]),
+        """, ["p.yaml:3:5: rules[0]: action delete needs `keys:`, `patterns:` or `fields:`"]),
     ("hash-without-keys", """
         version: 1
         rules:
@@ -205,7 +205,7 @@ CASES = [
           - name: a
             action: delete
             keys: []
-        """, ["p.yaml:3:5: rules[0]: action delete needs `keys:` or `patterns:`"]),
+        """, ["p.yaml:3:5: rules[0]: action delete needs `keys:`, `patterns:` or `fields:`"]),
     ("keys-not-list", """
         version: 1
         rules:
@@ -370,7 +370,7 @@ def test_every_error_of_a_file_is_reported_at_once():
         "p.yaml:1:10: version: unsupported version int 2; expected 1",
         "p.yaml:2:1: bogus: unknown field for a policy; expected one of: hash, rules, tests, version",
         "p.yaml:4:11: rules[0].name: invalid rule name 'A'; use 1-63 of a-z 0-9 _ . - (it becomes a metric label)",
-        "p.yaml:4:5: rules[0]: action delete needs `keys:` or `patterns:`",
+        "p.yaml:4:5: rules[0]: action delete needs `keys:`, `patterns:` or `fields:`",
         "p.yaml:6:5: rules[1].name: missing; every rule needs a unique name",
         f"p.yaml:6:13: rules[1].action: unknown action 'nope'; expected one of: {ACTIONS}",
     ])
@@ -386,7 +386,7 @@ def test_load_file_names_the_file_in_every_line():
         f"{src}:2:1: bogus: unknown field for a policy; expected one of: hash, rules, tests, version",
         f"{src}:4:14: hash.algorithm: unknown algorithm 'md5'; expected one of: hmac-sha256, sha256",
         f"{src}:6:11: rules[0].name: invalid rule name 'Bad Name'; use 1-63 of a-z 0-9 _ . - (it becomes a metric label)",
-        f"{src}:6:5: rules[0]: action delete needs `keys:` or `patterns:`",
+        f"{src}:6:5: rules[0]: action delete needs `keys:`, `patterns:` or `fields:`",
         f"{src}:9:13: rules[1].action: unknown action 'obliterate'; expected one of: {ACTIONS}",
         f"{src}:12:16: rules[2].patterns[0]: invalid RE2 regex '(?=lookahead)': invalid perl operator: (?=",
     ])

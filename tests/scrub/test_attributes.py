@@ -230,13 +230,13 @@ def test_hash_value_directly():
 
 def test_rewrite_value_touches_strings_and_bytes_only():
     v = av(["SELECT 1", b"\xffraw", 3, 1.5, True, {"q": "x"}, None])
-    rewrite_value(v, str.upper)
+    rewrite_value(v, lambda text, system: text.upper(), None)
     assert v == av(["SELECT 1", "\ufffdRAW", 3, 1.5, True, {"q": "X"}, None])
 
 
 def test_sanitize_decisions_dispatch_to_their_rewriter():
     rule = Rule(index=0, name="sql", action=Action.SANITIZE_SQL, keys=("db.statement",))
-    decider = Decider((_KeyRule(rule, Decision(Action.SANITIZE_SQL, 0, lambda s: "<" + s + ">")),), ())
+    decider = Decider((_KeyRule(rule, Decision(Action.SANITIZE_SQL, 0, lambda s, system: "<" + s + ">")),), ())
     span = Span(attributes=kvs({"db.statement": "select", "x": {"db.statement": ["a", 1]}}))
     tally = Tally(1)
     scrub_attributes(span.attributes, decider, tally, hasher=None)

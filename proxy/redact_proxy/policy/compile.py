@@ -19,6 +19,7 @@ from typing import Callable
 import re2
 
 from redact_proxy.errors import PolicyError
+from redact_proxy.fields import TARGET_LEVELS
 from redact_proxy.policy.schema import (
     LEVELS_OF, SIGNAL_NAMES, Action, Level, PolicyDoc, Rule, compile_regex, load_file,
 )
@@ -31,9 +32,12 @@ MASK_MEMO_MAX_VALUE = 256  # characters; longer values (free text, bodies) rarel
 
 # What the scrubber does with an attribute, as a small int: the hot loop compares ints
 # rather than hashing Action enum members (whose __hash__ runs in Python).
-OP_KEEP, OP_REMOVE, OP_HASH, OP_REWRITE = range(4)
+OP_KEEP, OP_REMOVE, OP_HASH, OP_REWRITE, OP_REPLACE = range(5)
 _OPS = {None: OP_KEEP, Action.DELETE: OP_REMOVE, Action.KEEP_ONLY: OP_REMOVE, Action.HASH: OP_HASH,
-        Action.SANITIZE_SQL: OP_REWRITE, Action.SANITIZE_URL: OP_REWRITE}
+        Action.SANITIZE_SQL: OP_REWRITE, Action.SANITIZE_URL: OP_REWRITE, Action.REPLACE: OP_REPLACE}
+# A rewriter gets the text and the item's database system (db.system.name / db.system,
+# None when absent): statements are sanitized by their dialect.
+Rewrite = Callable[[str, "str | None"], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +48,14 @@ class Decision:
 
     action: Action | None
     rule: int = -1  # index into CompiledPolicy.rules, for the redaction counters
-    rewrite: Callable[[str], str] | None = None  # sanitize_*: string -> string
+    rewrite: Rewrite | None = None  # sanitize_*: (text, db system) -> text
     masks: tuple["Mask", ...] = ()
     collector_hash: bool = False  # hash with the collector's bytes (imported configs)
+    replacement: str = ""  # replace: the value's new text
+    # Keys are data: the key as the `keys` mask rules rewrite it (None: unchanged), and
+    # those rules, for the counters.
+    new_key: str | None = None
+    key_rules: tuple[int, ...] = ()
     op: int = field(init=False, default=OP_KEEP)
 
     def __post_init__(self) -> None:
@@ -56,14 +65,16 @@ class Decision:
 class Mask:
     """One mask rule, ready to run: ``apply(text)`` is one RE2 pass over a value not seen
     recently. Attribute values repeat a lot (routes, methods, service names), so results
-    are memoised, in memory only, and the memo is reset when it fills."""
+    are memoised, in memory only, and the memo is reset when it fills. ``digits`` is the
+    rule's detectors that can match a run of decimal digits, for integer values."""
 
-    __slots__ = ("rule", "masker", "memo")
+    __slots__ = ("rule", "masker", "memo", "digits")
 
-    def __init__(self, rule: int, masker):
+    def __init__(self, rule: int, masker, digits=None):
         self.rule = rule
         self.masker = masker  # detectors.Masker
         self.memo: dict[str, str | None] = {}
+        self.digits = digits  # detectors.Masker over the digit detectors, or None
 
     def apply(self, text: str) -> str | None:
         """The masked text, or None when nothing in it is masked."""
@@ -81,49 +92,87 @@ class Mask:
 KEEP = Decision(None)
 
 
-class Decider:
-    """Key -> Decision for one (signal, level), memoised."""
+def join(parent: str, key: str) -> str:
+    """The dotted path of ``key`` under ``parent``."""
+    return f"{parent}.{key}" if parent else key
 
-    __slots__ = ("key_rules", "keep_only", "masks", "top", "nested", "has_key_rules")
+
+def tails(path: str) -> list[str]:
+    """A nested key's dotted path and every dotted tail of it, longest first:
+    ``a.b.c`` -> ``a.b.c``, ``b.c``, ``c``. A rule matches a nested key when it matches
+    any of them (README, "Nested data")."""
+    out = [path]
+    start = path.find(".")
+    while start >= 0:
+        out.append(path[start + 1:])
+        start = path.find(".", start + 1)
+    return out
+
+
+class Decider:
+    """Key -> Decision for one (signal, level), memoised: top-level attribute keys by the
+    key, nested keys (inside kvlists, structured bodies and JSON text) by dotted path."""
+
+    __slots__ = ("key_rules", "keep_only", "masks", "key_masks", "top", "nested", "has_key_rules")
 
     def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...],
-                 masks: tuple[tuple["_KeyRule | None", Mask], ...] = ()):
+                 masks: tuple[tuple["_KeyRule | None", Mask], ...] = (), key_masks: tuple[Mask, ...] = ()):
         self.key_rules = key_rules
         self.keep_only = keep_only
         self.masks = masks  # (key filter or None = every attribute, mask)
+        self.key_masks = key_masks  # mask rules whose targets include `keys`
         self.has_key_rules = bool(key_rules)
         self.top: dict[str, Decision] = {}  # attributes: key rules, then keep_only
-        self.nested: dict[str, Decision] = {}  # keys inside kvlists: key rules only
+        self.nested: dict[tuple[str, str], Decision] = {}  # (parent path, key): key rules only
 
     def decide(self, key: str) -> Decision:
         d = self.top.get(key)
         if d is None:
-            d = self._first_match(key)
+            d = self._first_match((key,))
             if d is KEEP and self.keep_only and not any(r.matches(key) for r in self.keep_only):
                 d = Decision(Action.KEEP_ONLY, self.keep_only[0].index)
             if self.masks and d.op in (OP_KEEP, OP_REWRITE):
                 masks = tuple(m for f, m in self.masks if f is None or f.matches(key))
                 if masks:
                     d = replace(d, masks=masks)
+            d = self._mask_key(key, d)
             if len(self.top) >= DECISION_CACHE_LIMIT:
                 self.top.clear()
             self.top[key] = d
         return d
 
-    def decide_nested(self, key: str) -> Decision:
-        d = self.nested.get(key)
+    def decide_nested(self, parent: str, key: str) -> Decision:
+        """The Decision for ``key`` nested under the dotted path ``parent`` ("" at the root
+        of a log body): rules see ``parent.key`` and its tails."""
+        memo_key = (parent, key)
+        d = self.nested.get(memo_key)
         if d is None:
-            d = self._first_match(key)
+            d = self._first_match(tails(join(parent, key)))
+            d = self._mask_key(key, d)
             if len(self.nested) >= DECISION_CACHE_LIMIT:
                 self.nested.clear()
-            self.nested[key] = d
+            self.nested[memo_key] = d
         return d
 
-    def _first_match(self, key: str) -> Decision:
+    def _first_match(self, candidates) -> Decision:
         for rule in self.key_rules:
-            if rule.matches(key):
+            if any(rule.matches(c) for c in candidates):
                 return rule.decision
         return KEEP
+
+    def _mask_key(self, key: str, d: Decision) -> Decision:
+        """Keys are data: a key a `keys` mask matches is rewritten (the rules above decided
+        on the original key, as they were written for key names). A removed key needs no
+        rewrite."""
+        if not self.key_masks or d.op == OP_REMOVE:
+            return d
+        out, rules = key, []
+        for m in self.key_masks:
+            masked = m.masker.mask(out)
+            if masked is not None:
+                out = masked
+                rules.append(m.rule)
+        return replace(d, new_key=out, key_rules=tuple(rules)) if rules else d
 
 
 class _KeyRule:
@@ -137,6 +186,33 @@ class _KeyRule:
 
     def matches(self, key: str) -> bool:
         return key in self.keys or any(r.fullmatch(key) for r in self.regexes)
+
+
+@dataclass(frozen=True)
+class TextOps:
+    """What happens to one free-text field (fields.TARGET_LEVELS) at one (signal, level):
+    the first whole-field rule (delete, replace, sanitize_*), then the masks."""
+
+    rule: Decision | None
+    masks: tuple[Mask, ...]
+    # For a sanitize rule: whether the sanitizer can change a given text at all (a span
+    # name that is no statement or URL is left alone). Triage asks it; None: assume yes.
+    may_rewrite: Callable[[str], bool] | None = None
+
+    def __bool__(self) -> bool:
+        return self.rule is not None or bool(self.masks)
+
+    def rule_touches(self, text: str) -> bool:
+        """Whether the whole-field rule would change ``text`` (masks aside)."""
+        d = self.rule
+        if d is None or not text:
+            return False
+        if d.op == OP_REWRITE:
+            return self.may_rewrite is None or self.may_rewrite(text)
+        return True
+
+
+NO_TEXT_OPS = TextOps(None, ())
 
 
 @dataclass(frozen=True)
@@ -154,12 +230,14 @@ class CompiledPolicy:
     hasher: Callable[[bytes], str]
     deciders: dict[tuple[str, Level], Decider]
     drops: dict[str, dict[str, tuple[DropRule, ...]]]  # signal -> tested key -> rules in file order
-    # Mask rules on names and bodies, by (signal, target): target is span_name,
-    # event_name (span events and log records' event_name) or log_body.
-    name_masks: dict[tuple[str, str], tuple[Mask, ...]]
+    # Free-text fields by (signal, level, target): target as in fields.TARGET_LEVELS.
+    texts: dict[tuple[str, Level, str], TextOps]
 
     def decider(self, signal: str, level: Level) -> Decider:
         return self.deciders[(signal, level)]
+
+    def text(self, signal: str, level: Level, target: str) -> TextOps:
+        return self.texts.get((signal, level, target), NO_TEXT_OPS)
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
@@ -181,7 +259,7 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
     errors: list[str] = []
     compiled: dict[int, _KeyRule] = {}
     for rule in doc.rules:
-        if rule.action in _VALUE_REWRITERS or rule.action in (Action.DELETE, Action.HASH, Action.KEEP_ONLY):
+        if rule.action in _KEY_ACTIONS and (rule.keys or rule.patterns):
             try:
                 compiled[rule.index] = _KeyRule(rule, _decision(rule))
             except re2.error:
@@ -189,6 +267,7 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
     if errors:
         raise PolicyError(errors)
     masks = {r.index: _mask(r, hasher) for r in doc.rules if r.action is Action.MASK}
+    texts: dict[tuple[str, Level, str], TextOps] = {}
     for signal in SIGNAL_NAMES:
         for level in LEVELS_OF[signal]:
             applies = [r for r in doc.rules if signal in r.signals and level in r.levels]
@@ -198,7 +277,15 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
                 (_KeyRule(r, KEEP) if r.keys or r.patterns else None, masks[r.index])
                 for r in applies if r.index in masks and "attributes" in r.targets
             )
-            deciders[(signal, level)] = Decider(key_rules, keep, attr_masks)
+            key_masks = tuple(masks[r.index] for r in applies if r.index in masks and "keys" in r.targets)
+            deciders[(signal, level)] = Decider(key_rules, keep, attr_masks, key_masks)
+            for target, places in TARGET_LEVELS.items():
+                if (signal, level.value) not in places:
+                    continue
+                field_rule = next((_field_decision(r, target) for r in applies if target in r.fields), None)
+                field_masks = tuple(masks[r.index] for r in applies if r.index in masks and target in r.targets)
+                if field_rule is not None or field_masks:
+                    texts[(signal, level, target)] = TextOps(field_rule, field_masks)
     drops = {}
     for s in SIGNAL_NAMES:
         by_key: dict[str, list[DropRule]] = {}
@@ -206,26 +293,15 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
             if r.action is Action.DROP and s in r.signals and r.when:
                 by_key.setdefault(r.when.key, []).append(_drop(r))
         drops[s] = {key: tuple(rules) for key, rules in by_key.items()}
-    name_masks = {}
-    for signal, target, level in _NAME_TARGETS:
-        name_masks[(signal, target)] = tuple(
-            masks[r.index] for r in doc.rules
-            if r.index in masks and target in r.targets and signal in r.signals and level in r.levels
-        )
-    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, name_masks)
+    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, texts)
 
 
-# Where a mask target lives: (signal, target, the level a rule must cover to reach it).
-_NAME_TARGETS = (
-    ("traces", "span_name", Level.SPAN),
-    ("traces", "event_name", Level.EVENT),
-    ("logs", "event_name", Level.LOG),
-    ("logs", "log_body", Level.LOG),
-)
+_KEY_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL,
+                Action.SANITIZE_URL)
 
 
 def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
-    from redact_proxy.policy.detectors import Masker  # only policies with mask rules need it
+    from redact_proxy.policy import detectors  # only policies with mask rules need it
 
     template = rule.replacement
     if "{hash}" in template:
@@ -233,25 +309,59 @@ def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
         replace = lambda text: template.replace("{hash}", hasher(text.encode()))  # noqa: E731
     else:
         replace = template
-    return Mask(rule.index, Masker(rule.detectors, rule.regexes, replace))
+    names = _expand(detectors, rule.detectors)
+    digit_names = tuple(n for n in names if n in _digit_detectors(detectors))
+    digits = detectors.Masker(digit_names, (), replace) if digit_names else None
+    return Mask(rule.index, detectors.Masker(names, rule.regexes, replace), digits)
+
+
+def _expand(detectors, names: tuple[str, ...]) -> tuple[str, ...]:
+    expand = getattr(detectors, "expand_detectors", None)
+    return tuple(expand(names)) if expand else names
+
+
+def _digit_detectors(detectors) -> frozenset[str]:
+    # The detectors that can match a bare run of decimal digits: they check integers.
+    return getattr(detectors, "DIGIT_DETECTORS", frozenset({"credit_card", "phone"}))
 
 
 def _decision(rule: Rule) -> Decision:
     rewrite = _VALUE_REWRITERS[rule.action](rule) if rule.action in _VALUE_REWRITERS else None
-    return Decision(rule.action, rule.index, rewrite, collector_hash=rule.collector_hash)
+    return Decision(rule.action, rule.index, rewrite, collector_hash=rule.collector_hash,
+                    replacement=rule.replacement if rule.action is Action.REPLACE else "")
 
 
-def _sanitize_sql(rule: Rule) -> Callable[[str], str]:
-    from redact_proxy.policy.sql import sanitize_sql
+def _field_decision(rule: Rule, target: str) -> Decision:
+    """A whole-field rule. On a span name the sanitizers rewrite only a name that is a
+    statement or a URL (any other name is left as it is, not made a placeholder)."""
+    d = _decision(rule)
+    if target == "span_name" and rule.action is Action.SANITIZE_SQL:
+        from redact_proxy.policy.statements import sanitize_span_name
 
-    return sanitize_sql
+        d = replace(d, rewrite=sanitize_span_name)
+    elif target == "span_name" and rule.action is Action.SANITIZE_URL:
+        from redact_proxy.policy import url
+
+        path_ids = rule.path_ids
+        d = replace(d, rewrite=lambda name, system: url.sanitize_span_name(name, path_ids))
+    return d
 
 
-def _sanitize_url(rule: Rule) -> Callable[[str], str]:
+def _sanitize_sql(rule: Rule) -> Rewrite:
+    try:
+        from redact_proxy.policy.statements import sanitize
+    except ImportError:  # before the dialect sanitizers existed: SQL only
+        from redact_proxy.policy.sql import sanitize_sql
+
+        return lambda text, system: sanitize_sql(text)
+    return sanitize
+
+
+def _sanitize_url(rule: Rule) -> Rewrite:
     from redact_proxy.policy.url import sanitize_url
 
     path_ids = rule.path_ids
-    return lambda value: sanitize_url(value, path_ids=path_ids)
+    return lambda value, system: sanitize_url(value, path_ids=path_ids)
 
 
 _VALUE_REWRITERS = {Action.SANITIZE_SQL: _sanitize_sql, Action.SANITIZE_URL: _sanitize_url}

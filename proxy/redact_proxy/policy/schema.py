@@ -21,12 +21,14 @@ import re2
 import yaml
 
 from redact_proxy.errors import PolicyError
+from redact_proxy.fields import FIELD_TARGETS, MASK_TARGETS, REQUIRED_TARGETS, SANITIZE_TARGETS
 
 
 class Action(enum.Enum):
     DELETE = "delete"
     HASH = "hash"
     MASK = "mask"
+    REPLACE = "replace"
     SANITIZE_SQL = "sanitize_sql"
     SANITIZE_URL = "sanitize_url"
     KEEP_ONLY = "keep_only"
@@ -52,18 +54,18 @@ LEVELS_OF = {
     "metrics": frozenset({Level.RESOURCE, Level.SCOPE, Level.DATAPOINT, Level.EXEMPLAR}),
     "logs": frozenset({Level.RESOURCE, Level.SCOPE, Level.LOG}),
 }
-MASK_TARGETS = ("attributes", "span_name", "event_name", "log_body")
 HASH_ALGORITHMS = ("hmac-sha256", "sha256")
 DEFAULT_KEY_ENV = "REDACT_PROXY_HASH_KEY"
 
 _COMMON = {"name", "action", "description", "signals", "levels"}
 _KEYED = {"keys", "patterns"}
 FIELDS_OF: dict[Action, frozenset[str]] = {
-    Action.DELETE: frozenset(_COMMON | _KEYED),
+    Action.DELETE: frozenset(_COMMON | _KEYED | {"fields"}),
     Action.HASH: frozenset(_COMMON | _KEYED),
     Action.KEEP_ONLY: frozenset(_COMMON | _KEYED),
-    Action.SANITIZE_SQL: frozenset(_COMMON | _KEYED),
-    Action.SANITIZE_URL: frozenset(_COMMON | _KEYED | {"path_ids"}),
+    Action.REPLACE: frozenset(_COMMON | _KEYED | {"fields", "replacement"}),
+    Action.SANITIZE_SQL: frozenset(_COMMON | _KEYED | {"fields"}),
+    Action.SANITIZE_URL: frozenset(_COMMON | _KEYED | {"fields", "path_ids"}),
     Action.MASK: frozenset(
         _COMMON | _KEYED | {"detectors", "regexes", "targets", "replacement"}
     ),
@@ -118,6 +120,8 @@ class Rule:
     targets: frozenset[str] = frozenset({"attributes"})
     replacement: str = "[REDACTED]"
     path_ids: bool = False
+    # Whole free-text fields this rule deletes, replaces or sanitizes (fields.FIELD_TARGETS).
+    fields: frozenset[str] = frozenset()
     # Imported from a collector config: `hash` reproduces the collector's own bytes for
     # non-string values too (see scrub.attributes.collector_hash_value).
     collector_hash: bool = False
@@ -393,10 +397,11 @@ def _rule(node, i, errs) -> Rule | None:
             patterns.append(pattern)
         except re2.error as exc:
             errs.add(pnode, f"{path}.patterns[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
-    if action in (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.SANITIZE_SQL, Action.SANITIZE_URL) and not (
-        keys or patterns
-    ) and len(errs.lines) == keyed_errors:  # a malformed keys:/patterns: is reported once, above
-        errs.add(node, path, f"action {action.value} needs `keys:` or `patterns:`")
+    targets = _field_targets(fields, action, path, errs)
+    if action in _KEYED_ACTIONS and not (keys or patterns or targets) and len(errs.lines) == keyed_errors:
+        # a malformed keys:/patterns:/fields: is reported once, above
+        wants = "`keys:`, `patterns:` or `fields:`" if "fields" in FIELDS_OF[action] else "`keys:` or `patterns:`"
+        errs.add(node, path, f"action {action.value} needs {wants}")
     signals = opt("signals", _choices, SIGNAL_NAMES)
     levels_raw = opt("levels", _choices, tuple(lv.value for lv in Level))
     signals_set = frozenset(signals) if signals else frozenset(SIGNAL_NAMES)
@@ -411,6 +416,12 @@ def _rule(node, i, errs) -> Rule | None:
             kwargs["when"] = _when(fields["when"][1], f"{path}.when", errs)
     if action is Action.MASK:
         kwargs.update(_mask_fields(fields, path, errs))
+    if action is Action.REPLACE and "replacement" in fields:
+        value = _replacement(fields["replacement"][1], f"{path}.replacement", errs)
+        if value is not None:
+            kwargs["replacement"] = value
+    if targets:
+        kwargs["fields"] = frozenset(targets)
     if action is Action.SANITIZE_URL and "path_ids" in fields:
         value = _scalar(fields["path_ids"][1]) if isinstance(fields["path_ids"][1], yaml.ScalarNode) else None
         if not isinstance(value, bool):
@@ -423,6 +434,39 @@ def _rule(node, i, errs) -> Rule | None:
         index=i, name=name, action=action, keys=tuple(keys), patterns=tuple(patterns),
         signals=signals_set, levels=levels, where=_where(node, path), **kwargs,
     )
+
+
+_KEYED_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL,
+                  Action.SANITIZE_URL)
+
+
+def _field_targets(fields, action: Action, path: str, errs) -> list[str]:
+    """The ``fields:`` of a delete/replace/sanitize rule, checked against what the action
+    can do to each field."""
+    if "fields" not in fields:
+        return []
+    node = fields["fields"][1]
+    if action in (Action.SANITIZE_SQL, Action.SANITIZE_URL):
+        allowed = tuple(t for t in FIELD_TARGETS if t in SANITIZE_TARGETS)
+    else:
+        allowed = FIELD_TARGETS
+    out = []
+    for j, (value, item) in enumerate(_str_list(node, f"{path}.fields", errs)):
+        if value not in allowed:
+            errs.add(item, f"{path}.fields[{j}]", f"unknown field {value!r} for action {action.value}; expected one of: {', '.join(allowed)}")
+        elif action is Action.DELETE and value in REQUIRED_TARGETS:
+            errs.add(item, f"{path}.fields[{j}]", f"{value} is required by OTLP and cannot be deleted; use action replace")
+        else:
+            out.append(value)
+    return out
+
+
+def _replacement(node, path: str, errs) -> str | None:
+    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(value, str):
+        errs.add(node, path, f"expected a string, got {_kind(node)}")
+        return None
+    return value
 
 
 def _re2_message(exc: re2.error) -> str:
@@ -473,11 +517,12 @@ def _when(node, path, errs) -> When | None:
 
 
 def _mask_fields(fields, path, errs) -> dict:
-    from redact_proxy.policy.detectors import DETECTORS  # only mask rules need them
+    from redact_proxy.policy import detectors  # only mask rules need them
 
     out: dict = {}
     if "detectors" in fields:
-        out["detectors"] = tuple(_choices(fields["detectors"][1], f"{path}.detectors", errs, tuple(DETECTORS)))
+        names = tuple(detectors.DETECTORS) + tuple(getattr(detectors, "DETECTOR_GROUPS", {}))
+        out["detectors"] = tuple(_choices(fields["detectors"][1], f"{path}.detectors", errs, names))
     regexes = []
     for j, (pattern, pnode) in enumerate(
         _str_list(fields["regexes"][1], f"{path}.regexes", errs) if "regexes" in fields else []
@@ -493,11 +538,8 @@ def _mask_fields(fields, path, errs) -> dict:
     if "targets" in fields:
         out["targets"] = frozenset(_choices(fields["targets"][1], f"{path}.targets", errs, MASK_TARGETS))
     if "replacement" in fields:
-        rnode = fields["replacement"][1]
-        value = _scalar(rnode) if isinstance(rnode, yaml.ScalarNode) else None
-        if not isinstance(value, str):
-            errs.add(rnode, f"{path}.replacement", f"expected a string, got {_kind(rnode)}")
-        else:
+        value = _replacement(fields["replacement"][1], f"{path}.replacement", errs)
+        if value is not None:
             out["replacement"] = value
     return out
 

@@ -1,11 +1,15 @@
 """Attribute lists and AnyValues, scrubbed under one Decider.
 
 Strategy: walk a KeyValue list once. Each key's Decision comes from the decider's memo
-(one dict lookup for a known key); its ``op`` says what to do with the value.
-Kept values that are kvlists or arrays are descended into, because a key rule applies to
-keys at any depth. Removals are collected and done last, back to front, so indices stay
-valid. Every change is counted in the ``Tally`` against the rule that made it. Mask rules run
-last, on what the key rules kept (SPEC 6, step 4).
+(one dict lookup for a known key); its ``op`` says what to do with the value, and its
+``new_key`` whether the key itself is rewritten (keys are data). Kept values that are
+kvlists or arrays are descended into, because key rules apply at any depth: a nested key
+is decided by its dotted path from the top attribute (or the body root) and the tails of
+that path (``Decider.decide_nested``); arrays add nothing to the path. Removals are
+collected and done last, back to front, so indices stay valid. Every change is counted in
+the ``Tally`` against the rule that made it. Mask rules run last, on what the key rules
+kept (SPEC 6, step 4): on strings, on bytes that are UTF-8 text, on the decimal text of
+integers (the digit detectors only), and on JSON text as structured data (``jsontext``).
 
 Depth: values are as deep as the decoder let them be (protobuf's recursion limit, 100);
 a RecursionError here fails the batch closed, like any other exception.
@@ -19,18 +23,11 @@ from typing import Callable
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from redact_proxy.policy import Decider, Decision
-from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE
+from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, TextOps, join
+from redact_proxy.scrub import jsontext
+from redact_proxy.scrub.text import Tally, mask_int, mask_text, scrub_text
 
-
-class Tally:
-    """Per-batch counters, indexed by rule."""
-
-    __slots__ = ("redactions", "dropped", "changed")
-
-    def __init__(self, n_rules: int):
-        self.redactions = [0] * n_rules
-        self.dropped = [0] * n_rules
-        self.changed = False
+__all__ = ["Tally", "hash_value", "mask_text", "scrub_attributes", "scrub_text", "scrub_value", "text_of"]
 
 
 def text_of(value: AnyValue) -> str | None:
@@ -91,38 +88,139 @@ def collector_hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> Non
     value.string_value = hasher(data)
 
 
-def rewrite_value(value: AnyValue, rewrite: Callable[[str], str]) -> None:
+def rewrite_value(value: AnyValue, rewrite, system: str | None) -> None:
     """Apply a string rewriter (sanitize_sql/url) to every string inside ``value``. Bytes
     are read as UTF-8 (invalid sequences replaced) and become a string; numbers and
     booleans carry no text to sanitize and stay."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        value.string_value = rewrite(value.string_value)
+        value.string_value = rewrite(value.string_value, system)
     elif kind == "bytes_value":
-        value.string_value = rewrite(value.bytes_value.decode("utf-8", "replace"))
+        value.string_value = rewrite(value.bytes_value.decode("utf-8", "replace"), system)
     elif kind == "array_value":
         for item in value.array_value.values:
-            rewrite_value(item, rewrite)
+            rewrite_value(item, rewrite, system)
     elif kind == "kvlist_value":
         for kv in value.kvlist_value.values:
-            rewrite_value(kv.value, rewrite)
+            rewrite_value(kv.value, rewrite, system)
 
 
-def mask_text(text: str, masks, tally: Tally) -> str | None:
-    """``text`` after every mask, or None if none of them changed it."""
-    out = None
-    for m in masks:
-        masked = m.apply(text if out is None else out)
-        if masked is not None:
-            out = masked
-            tally.redactions[m.rule] += 1
-    if out is not None:
+def system_of(kvs) -> str | None:
+    """The database system an item's attributes name (db.system.name, else db.system),
+    which picks the dialect ``sanitize_sql`` reads a statement in."""
+    found = None
+    for kv in kvs:
+        if kv.key == "db.system.name":
+            return kv.value.string_value or None
+        if kv.key == "db.system":
+            found = kv.value.string_value or None
+    return found
+
+
+def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
+    """Scrub a top-level attribute list: key rules, then keep_only, then masks."""
+    if attrs:
+        _scrub_kvs(attrs, decider, None, tally, hasher, (), _Lazy(attrs))
+
+
+def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: TextOps | None = None,
+                system: str | None = None) -> bool:
+    """Scrub a value that is not itself under a key (a log body): its whole-field rule,
+    key rules on the keys inside it (paths from the body root), then ``ops.masks`` on its
+    text. Returns False when the rule deletes the value (the caller clears the field)."""
+    masks = ()
+    if ops is not None:
+        d = ops.rule
+        if d is not None and d.op in (OP_REMOVE, OP_REPLACE) and value.WhichOneof("value") is not None:
+            tally.redactions[d.rule] += 1
+            tally.changed = True
+            if d.op == OP_REMOVE:
+                return False
+            value.string_value = d.replacement
+            return True
+        masks = ops.masks
+    if decider.has_key_rules or masks or decider.key_masks:
+        _value(value, value.WhichOneof("value"), decider, "", tally, hasher, masks, system)
+    return True
+
+
+class _Lazy:
+    """The db system of a top-level attribute list, looked up on first need (only
+    sanitize_sql reads it)."""
+
+    __slots__ = ("kvs", "done", "value")
+
+    def __init__(self, kvs):
+        self.kvs = kvs
+        self.done = False
+        self.value = None
+
+    def get(self) -> str | None:
+        if not self.done:
+            self.value, self.done = system_of(self.kvs), True
+        return self.value
+
+
+_JSON_START = ("{", "[")
+
+
+def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, inherited, system) -> None:
+    # The hot loop: most attributes are kept, so that path is one memo lookup and, when
+    # key rules or masks exist, one look at the value's kind (no call per attribute).
+    # ``parent``: None for a top-level attribute list, else the dotted path of the value
+    # this kvlist is. ``inherited``: the masks of the attribute this kvlist sits under.
+    # ``system``: a _Lazy (top level) or the db system already looked up.
+    doomed = None
+    descend = decider.has_key_rules
+    top = parent is None
+    memo = decider.top
+    for i, kv in enumerate(kvs):
+        key = kv.key
+        if top:
+            d: Decision | None = memo.get(key)
+            if d is None:
+                d = decider.decide(key)
+        else:
+            d = decider.decide_nested(parent, key)
+        if d.new_key is not None:
+            kv.key = d.new_key
+            for rule in d.key_rules:
+                tally.redactions[rule] += 1
+            tally.changed = True
+        op = d.op
+        if op == OP_KEEP:
+            masks = d.masks or inherited
+            if descend or masks:
+                value = kv.value
+                kind = value.WhichOneof("value")
+                if kind == "kvlist_value" or kind == "array_value" or (
+                    kind == "string_value" and (masks or value.string_value[:1] in _JSON_START)
+                ) or (masks and (kind == "bytes_value" or kind == "int_value")):
+                    _value(value, kind, decider, key if top else join(parent, key), tally, hasher, masks,
+                           system.get() if top else system)
+            continue
+        tally.redactions[d.rule] += 1
         tally.changed = True
-    return out
+        if op == OP_REMOVE:
+            if doomed is None:
+                doomed = []
+            doomed.append(i)
+        elif op == OP_HASH:  # a hashed value is final: never masked
+            (collector_hash_value if d.collector_hash else hash_value)(kv.value, hasher)
+        elif op == OP_REPLACE:  # replaced whole, whatever its type
+            kv.value.string_value = d.replacement
+        else:  # OP_REWRITE: sanitize, then mask what survived
+            rewrite_value(kv.value, d.rewrite, system.get() if top else system)
+            masks = d.masks or inherited
+            if masks:
+                mask_value(kv.value, masks, tally)
+    if doomed:
+        for i in reversed(doomed):
+            del kvs[i]
 
 
 def mask_value(value: AnyValue, masks, tally: Tally) -> None:
-    """Mask every string inside ``value`` (arrays and kvlists included)."""
+    """Mask every string inside ``value`` (arrays and kvlists included) as text."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         masked = mask_text(value.string_value, masks, tally)
@@ -136,67 +234,41 @@ def mask_value(value: AnyValue, masks, tally: Tally) -> None:
             mask_value(kv.value, masks, tally)
 
 
-def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
-    """Scrub a top-level attribute list: key rules, then keep_only, then masks."""
-    if attrs:
-        _scrub_kvs(attrs, decider, decider.top, decider.decide, tally, hasher, ())
-
-
-def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, masks=()) -> None:
-    """Scrub a value that is not itself under a key (a log body): key rules on the keys
-    inside it, then ``masks`` on its strings."""
-    if decider.has_key_rules or masks:
-        _value(value, value.WhichOneof("value"), decider, tally, hasher, masks)
-
-
-def _scrub_kvs(kvs, decider: Decider, memo: dict, decide, tally: Tally, hasher, inherited) -> None:
-    # The hot loop: most attributes are kept, so that path is one memo lookup and, when
-    # key rules or masks exist, one look at the value's kind (no call per attribute).
-    # ``inherited``: the masks of the attribute this kvlist sits under.
-    doomed = None
-    descend = decider.has_key_rules
-    for i, kv in enumerate(kvs):
-        key = kv.key
-        d: Decision | None = memo.get(key)
-        if d is None:
-            d = decide(key)
-        op = d.op
-        if op == OP_KEEP:
-            masks = d.masks or inherited
-            if descend or masks:
-                value = kv.value
-                kind = value.WhichOneof("value")
-                if kind == "kvlist_value" or kind == "array_value" or (masks and kind == "string_value"):
-                    _value(value, kind, decider, tally, hasher, masks)
-            continue
-        tally.redactions[d.rule] += 1
-        tally.changed = True
-        if op == OP_REMOVE:
-            if doomed is None:
-                doomed = []
-            doomed.append(i)
-        elif op == OP_HASH:  # a hashed value is final: never masked
-            (collector_hash_value if d.collector_hash else hash_value)(kv.value, hasher)
-        else:  # OP_REWRITE: sanitize, then mask what survived
-            rewrite_value(kv.value, d.rewrite)
-            masks = d.masks or inherited
-            if masks:
-                mask_value(kv.value, masks, tally)
-    if doomed:
-        for i in reversed(doomed):
-            del kvs[i]
-
-
-def _value(value: AnyValue, kind: str | None, decider: Decider, tally: Tally, hasher, masks) -> None:
-    """A kept value: key rules on the keys inside it, masks on its strings."""
+def _value(value: AnyValue, kind: str | None, decider: Decider, path: str, tally: Tally, hasher, masks,
+           system) -> None:
+    """A kept value at dotted ``path``: key rules on the keys inside it, masks on its
+    strings, UTF-8 bytes and integers; JSON text scrubbed as structured data."""
     if kind == "kvlist_value":
         kvs = value.kvlist_value.values
         if kvs:
-            _scrub_kvs(kvs, decider, decider.nested, decider.decide_nested, tally, hasher, masks)
+            _scrub_kvs(kvs, decider, path, tally, hasher, masks, system)
     elif kind == "array_value":
         for item in value.array_value.values:
-            _value(item, item.WhichOneof("value"), decider, tally, hasher, masks)
-    elif kind == "string_value" and masks:
-        masked = mask_text(value.string_value, masks, tally)
-        if masked is not None:
-            value.string_value = masked
+            _value(item, item.WhichOneof("value"), decider, path, tally, hasher, masks, system)
+    elif kind == "string_value":
+        out = scrub_string(value.string_value, decider, path, tally, hasher, masks, system)
+        if out is not None:
+            value.string_value = out
+    elif kind == "bytes_value" and masks:
+        try:
+            text = value.bytes_value.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # not text: left to the key rules (README, "Value types")
+        out = scrub_string(text, decider, path, tally, hasher, masks, system)
+        if out is not None:
+            value.bytes_value = out.encode("utf-8", "surrogatepass")
+    elif kind == "int_value" and masks:
+        out = mask_int(value.int_value, masks, tally)
+        if out is not None:
+            value.string_value = out
+
+
+def scrub_string(text: str, decider: Decider, path: str, tally: Tally, hasher, masks, system) -> str | None:
+    """A kept string at ``path``: JSON text is scrubbed as structured data under the key
+    rules and masks; any other text (or JSON over the limits) is masked as text."""
+    if text[:1] in _JSON_START or (text[:1].isspace() and text.lstrip()[:1] in _JSON_START):
+        out = jsontext.scrub(text, decider, path, tally, hasher, masks, system)
+        if out is not jsontext.NOT_JSON:
+            return out
+    return mask_text(text, masks, tally) if masks else None
+

@@ -1,11 +1,12 @@
-"""Metrics: resource, scope, metric metadata, data point attributes of every point kind
-(gauge, sum, histogram, exponential histogram, summary) and exemplar
-``filtered_attributes``; drop rules on data points."""
+"""Metrics: resource, scope, metric name/description/unit and metadata, data point
+attributes of every point kind (gauge, sum, histogram, exponential histogram, summary)
+and exemplar ``filtered_attributes``; drop rules on data points."""
 
 from __future__ import annotations
 
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.scrub.attributes import Tally, scrub_attributes
+from redact_proxy.scrub.attributes import Tally, scrub_attributes, scrub_text
+from redact_proxy.scrub.common import scrub_resource, scrub_scope
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
 
@@ -27,15 +28,21 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     exemplar_d = policy.decider("metrics", Level.EXEMPLAR)
     drops = policy.drops["metrics"]
     hasher = policy.hasher
+    metadata = [(name, ops) for name in ("name", "description", "unit")
+                if (ops := policy.text("metrics", Level.DATAPOINT, f"metric_{name}"))]
     dropped_any = False
     for rm in request.resource_metrics:
-        scrub_attributes(rm.resource.attributes, resource, tally, hasher)
+        scrub_resource(rm, policy, "metrics", resource, tally)
         pruned_scope = False
         for sm in rm.scope_metrics:
-            scrub_attributes(sm.scope.attributes, scope, tally, hasher)
+            scrub_scope(sm, policy, "metrics", scope, tally)
             pruned_metric = False
             for metric in sm.metrics:
                 scrub_attributes(metric.metadata, point_d, tally, hasher)
+                for name, ops in metadata:
+                    out = scrub_text(getattr(metric, name), ops, tally)
+                    if out is not None:
+                        setattr(metric, name, out)
                 points = _points(metric)
                 if drops and points and drop_items(points, drops, tally):
                     pruned_metric = True
