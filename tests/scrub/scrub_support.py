@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from pathlib import Path
 
+from google.protobuf.descriptor import FieldDescriptor
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
@@ -49,3 +50,23 @@ def kvs(d: dict | list) -> list[KeyValue]:
 def pairs(attrs) -> dict:
     """Scalar attributes as {key: value}."""
     return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in attrs}
+
+
+def otlp_paths(root, limit: int = 12):
+    """Every path from ``root`` to a string/bytes field, visiting no message type twice
+    on one path (so AnyValue is reached under every attribute list and the log body, and
+    once more inside a kvlist and an array)."""
+    out = []
+
+    def walk(d, path, on_path):
+        for f in d.fields:
+            if f.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+                out.append(path + [f])
+            elif f.message_type is not None and len(path) < limit:
+                name = f.message_type.full_name
+                # One trip through the recursive value types, to plant at depth too.
+                if on_path.count(name) < (2 if name.endswith("AnyValue") else 1):
+                    walk(f.message_type, path + [f], on_path + [name])
+
+    walk(root.DESCRIPTOR, [], [root.DESCRIPTOR.full_name])
+    return out

@@ -12,6 +12,7 @@ from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
 from redact_proxy.scrub import scrub
 from redact_proxy.signals import ALL
+from scrub_support import otlp_paths
 
 _TEXT_TYPES = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
 PLANT = "ada@example.com"
@@ -53,26 +54,6 @@ def test_every_text_field_has_a_target_the_policy_language_knows():
             assert field.target is None, pair
 
 
-def _paths(root, limit: int = 12):
-    """Every path from ``root`` to a string/bytes field, visiting no message type twice
-    on one path (so AnyValue is reached under every attribute list and the log body, and
-    once more inside a kvlist and an array)."""
-    out = []
-
-    def walk(d, path, on_path):
-        for f in d.fields:
-            if f.type in _TEXT_TYPES:
-                out.append(path + [f])
-            elif f.message_type is not None and len(path) < limit:
-                name = f.message_type.full_name
-                # One trip through the recursive value types, to plant at depth too.
-                if on_path.count(name) < (2 if name.endswith("AnyValue") else 1):
-                    walk(f.message_type, path + [f], on_path + [name])
-
-    walk(root.DESCRIPTOR, [], [root.DESCRIPTOR.full_name])
-    return out
-
-
 def _plant(signal, path) -> bytes:
     """A request with the plant in the last field of ``path`` (UTF-8 for bytes)."""
     request = signal.request()
@@ -106,7 +87,7 @@ rules:
 CASES = [
     (signal, path)
     for signal in ALL
-    for path in _paths(signal.request)
+    for path in otlp_paths(signal.request)
     if FIELDS[(path[-1].containing_type.full_name, path[-1].name)].treatment is not Treatment.IDENTIFIER
 ]
 
