@@ -312,3 +312,56 @@ def test_test_command_prints_to_the_current_stdout(capsys):
     assert cli.main(["test", "--policy", str(POLICY)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == "5 passed, 0 failed"
+
+
+FIELD_CASES = """\
+version: 1
+rules:
+  - name: no-status-text
+    action: delete
+    fields: [status_message]
+  - name: mask
+    action: mask
+    detectors: [email]
+    targets: [log_body, metric_description]
+tests:
+  - name: the status text goes, the span name stays
+    input: {http.route: /x}
+    expect: {http.route: /x}
+    fields: {status_message: "KeyError: ada@example.com", span_name: GET /x}
+    expect_fields: {status_message: "", span_name: GET /x}
+  - name: a string body is masked
+    signal: logs
+    level: log
+    input: {}
+    expect: {}
+    fields: {log_body: mail ada@example.com}
+    expect_fields: {log_body: "mail [REDACTED]"}
+  - name: a metric description expected to survive
+    signal: metrics
+    level: datapoint
+    input: {}
+    expect: {}
+    fields: {metric_description: per ada@example.com}
+    expect_fields: {metric_description: per ada@example.com}
+"""
+
+
+def test_cases_can_set_and_expect_free_text_fields(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(FIELD_CASES)
+    code, lines = run_test(policy)
+    assert code == 1
+    assert lines[:2] == ["ok    the status text goes, the span name stays", "ok    a string body is masked"]
+    assert lines[2].startswith("FAIL  a metric description expected to survive")
+    assert '-(metric_description): "per ada@example.com"' in [line.strip() for line in lines]
+    assert '+(metric_description): "per [REDACTED]"' in [line.strip() for line in lines]
+
+
+def test_a_case_field_that_is_not_at_its_level_is_a_located_error(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(FIELD_CASES.replace("fields: {log_body: mail ada@example.com}", "fields: {span_name: x}"))
+    result = _cli(["test", "--policy", str(policy)], env={"REDACT_PROXY_HASH_KEY": KEY})
+    assert result.returncode == 2
+    assert result.stderr.decode() == (f"{policy}:21:14: tests[1].fields.span_name: no such field at logs level log; "
+                                      "expected one of: event_name, severity_text, log_body\n")

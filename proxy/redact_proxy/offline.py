@@ -130,48 +130,74 @@ def _plain(value: AnyValue):
 
 
 def _one_item(case: PolicyCase):
-    """A request with one item; returns (request, the attribute list the case fills)."""
+    """A request with one item; returns (request, the attribute list the case fills, the
+    messages holding each free-text target of the case's level, by target)."""
     req = BY_NAME[case.signal].request()
     if case.signal == "traces":
         rs = req.resource_spans.add()
         ss = rs.scope_spans.add()
         span = ss.spans.add(name="test", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
-        where = {Level.RESOURCE: rs.resource.attributes, Level.SCOPE: ss.scope.attributes,
-                 Level.SPAN: span.attributes, Level.EVENT: span.events.add(name="e").attributes,
-                 Level.LINK: span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8).attributes}
+        event = span.events.add(name="e")
+        link = span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8)
+        where = {Level.RESOURCE: (rs.resource.attributes, {"schema_url": (rs, "schema_url")}),
+                 Level.SCOPE: (ss.scope.attributes, _scope_fields(ss)),
+                 Level.SPAN: (span.attributes, {"span_name": (span, "name"), "status_message": (span.status, "message"),
+                                                "trace_state": (span, "trace_state")}),
+                 Level.EVENT: (event.attributes, {"event_name": (event, "name")}),
+                 Level.LINK: (link.attributes, {"trace_state": (link, "trace_state")})}
     elif case.signal == "metrics":
         rm = req.resource_metrics.add()
         sm = rm.scope_metrics.add()
-        point = sm.metrics.add(name="test").gauge.data_points.add(as_int=1)
-        where = {Level.RESOURCE: rm.resource.attributes, Level.SCOPE: sm.scope.attributes,
-                 Level.DATAPOINT: point.attributes, Level.EXEMPLAR: point.exemplars.add(as_int=1).filtered_attributes}
+        metric = sm.metrics.add(name="test")
+        point = metric.gauge.data_points.add(as_int=1)
+        where = {Level.RESOURCE: (rm.resource.attributes, {"schema_url": (rm, "schema_url")}),
+                 Level.SCOPE: (sm.scope.attributes, _scope_fields(sm)),
+                 Level.DATAPOINT: (point.attributes, {f"metric_{f}": (metric, f) for f in ("name", "description", "unit")}),
+                 Level.EXEMPLAR: (point.exemplars.add(as_int=1).filtered_attributes, {})}
     else:
         rl = req.resource_logs.add()
         sl = rl.scope_logs.add()
         record = sl.log_records.add(severity_text="INFO")
-        where = {Level.RESOURCE: rl.resource.attributes, Level.SCOPE: sl.scope.attributes, Level.LOG: record.attributes}
+        where = {Level.RESOURCE: (rl.resource.attributes, {"schema_url": (rl, "schema_url")}),
+                 Level.SCOPE: (sl.scope.attributes, _scope_fields(sl)),
+                 Level.LOG: (record.attributes, {"event_name": (record, "event_name"),
+                                                 "severity_text": (record, "severity_text"),
+                                                 "log_body": (record.body, "string_value")})}
     if case.level not in where:
         raise ConfigError([f"{case.where}: level {case.level.value} does not exist in {case.signal}"])
-    return req, where[case.level]
+    return req, *where[case.level]
 
 
-def run_case(policy: CompiledPolicy, case: PolicyCase) -> dict | None:
-    """What the case's input becomes; None when the item was dropped."""
-    req, attrs = _one_item(case)
+def _scope_fields(container) -> dict:
+    return {"scope_name": (container.scope, "name"), "scope_version": (container.scope, "version"),
+            "schema_url": (container, "schema_url")}
+
+
+def run_case(policy: CompiledPolicy, case: PolicyCase) -> tuple[dict, dict] | None:
+    """What the case's input attributes and fields become; None when the item was dropped."""
+    req, attrs, texts = _one_item(case)
     for key, value in case.input.items():
         _any(value, attrs.add(key=str(key)).value)
+    for target, text in case.fields.items():
+        message, name = texts[target]
+        setattr(message, name, text)
     report = scrub(case.signal, req, policy)
     if report.items_out == 0:
         return None
-    # Scrubbing edits in place: `attrs` is a live view of the scrubbed list.
-    return {kv.key: _plain(kv.value) for kv in attrs}
+    # Scrubbing edits in place: `attrs` and the field holders are live views.
+    fields = {t: getattr(*texts[t]) for t in case.expect_fields}
+    return {kv.key: _plain(kv.value) for kv in attrs}, fields
 
 
-def expected(policy: CompiledPolicy, case: PolicyCase) -> dict | None:
-    """The case's expectation (None: the item is dropped), with `{hash}` resolved to the
-    hash of the input value under the same key."""
+def expected(policy: CompiledPolicy, case: PolicyCase) -> tuple[dict, dict] | None:
+    """The case's expectation, attributes and fields (None: the item is dropped), with
+    `{hash}` resolved to the hash of the input value under the same key."""
     if case.expect is None:
         return None
+    return _expected_attributes(policy, case), dict(case.expect_fields)
+
+
+def _expected_attributes(policy: CompiledPolicy, case: PolicyCase) -> dict:
     out = {}
     for key, value in case.expect.items():
         if value == "{hash}":
@@ -194,14 +220,15 @@ def run_tests(policy: CompiledPolicy, cases: list[PolicyCase], source: str, out=
             continue
         failed += 1
         print(f"FAIL  {case.name}  ({source}:{case.where})", file=out)
-        want_text = ["(dropped)"] if want is None else _lines(want)
-        got_text = ["(dropped)"] if got is None else _lines(got)
+        want_text = ["(dropped)"] if want is None else _lines(*want)
+        got_text = ["(dropped)"] if got is None else _lines(*got)
         for line in difflib.unified_diff(want_text, got_text, "expected", "got", lineterm="", n=10):
             print(f"      {line}", file=out)
     print(f"{len(cases) - failed} passed, {failed} failed", file=out)
     return 1 if failed else 0
 
 
-def _lines(attrs: dict) -> list[str]:
-    return [f"{k}: {json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(attrs.items())]
+def _lines(attrs: dict, fields: dict) -> list[str]:
+    return [f"{k}: {json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(attrs.items())] + [
+        f"({t}): {json.dumps(v)}" for t, v in sorted(fields.items())]
 

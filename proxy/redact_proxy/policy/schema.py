@@ -146,6 +146,10 @@ class PolicyCase:
     input: dict
     expect: dict | None  # None: the item must be dropped
     where: Where
+    # Free-text fields of the item by target (span_name, status_message, ...): what the
+    # item carries, and what each must become.
+    fields: dict = field(default_factory=dict)
+    expect_fields: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -544,6 +548,26 @@ def _mask_fields(fields, path, errs) -> dict:
     return out
 
 
+def _case_fields(node, path: str, errs, signal: str, level: Level) -> dict:
+    """A test case's free-text fields: {target: text}, each a target of the case's level."""
+    from redact_proxy.fields import TARGET_LEVELS
+
+    fields = _mapping(node, path, errs)
+    if fields is None:
+        return {}
+    here = [t for t, places in TARGET_LEVELS.items() if (signal, level.value) in places]
+    out = {}
+    for name, (knode, vnode) in fields.items():
+        value = _scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
+        if name not in here:
+            errs.add(knode, _join(path, name), f"no such field at {signal} level {level.value}; expected one of: {', '.join(here)}")
+        elif not isinstance(value, str):
+            errs.add(vnode, _join(path, name), f"expected a string, got {_kind(vnode)}")
+        else:
+            out[name] = value
+    return out
+
+
 def _tests(entry, errs) -> list[PolicyCase]:
     if entry is None:
         return []
@@ -557,7 +581,8 @@ def _tests(entry, errs) -> list[PolicyCase]:
         fields = _mapping(item, path, errs)
         if fields is None:
             continue
-        _unknown(fields, {"name", "signal", "level", "input", "expect"}, path, errs, "a test case")
+        _unknown(fields, {"name", "signal", "level", "input", "expect", "fields", "expect_fields"}, path, errs,
+                 "a test case")
         missing = [f for f in ("name", "input", "expect") if f not in fields]
         for f in missing:
             errs.add(item, f"{path}.{f}", "missing")
@@ -584,6 +609,9 @@ def _tests(entry, errs) -> list[PolicyCase]:
                          + (" (or `dropped`)" if f == "expect" else ""))
                 value = False
             payload[f] = value
+        texts = {f: _case_fields(fields[f][1], f"{path}.{f}", errs, signal, level) if f in fields else {}
+                 for f in ("fields", "expect_fields")}
         if name is not None and payload["input"] is not False and payload["expect"] is not False:
-            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], _where(item, path)))
+            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], _where(item, path),
+                                    texts["fields"], texts["expect_fields"]))
     return cases
