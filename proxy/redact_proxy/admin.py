@@ -1,10 +1,16 @@
 """Admin HTTP endpoints: ``/healthz`` (process alive), ``/readyz`` (serving and not
-draining: Kubernetes routes traffic only while it is 200) and ``/metrics`` (Prometheus)."""
+draining: Kubernetes routes traffic only while it is 200) and ``/metrics`` (Prometheus).
+
+Strategy: answers are fixed text or the metrics exposition; like the OTLP/HTTP port, the
+port runs on ``FixedErrorRunner``, so not even aiohttp's answer to an unparseable request
+quotes the request back.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from redact_proxy.receivers.http import FixedErrorRunner
 from redact_proxy.telemetry import Telemetry
 from redact_proxy.workers import is_worker
 
@@ -35,7 +41,7 @@ class Admin:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self.runner = FixedErrorRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         await web.TCPSite(self.runner, host, port, reuse_port=is_worker()).start()
 

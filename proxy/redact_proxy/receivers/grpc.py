@@ -6,7 +6,8 @@ enforces --max-request-bytes on the decompressed message (RESOURCE_EXHAUSTED) an
 UNIMPLEMENTED for unknown methods. Errors become a status with google.rpc.Status details
 (RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies;
 retryable ones repeat the RetryInfo in ``google.rpc.retryinfo-bin``, where the OTel Python
-SDK looks for it.
+SDK looks for it. Status details are the RequestError's message, which quotes nothing of
+the request (errors.py); grpc's own answers (unknown method, size limit) are fixed text too.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ shrink by more than their framing), so nothing larger is ever buffered. The answ
 the request's content type; errors carry a google.rpc.Status body and, when retryable, a
 Retry-After header (OTLP/HTTP "Failures" and "Throttling"). Under overload a request is
 refused before its body is read (the pipeline admits it again, by its decompressed size).
+
+A request aiohttp cannot parse never reaches a handler: aiohttp answers it itself, with a
+page built from the parser's exception, which quotes the offending request bytes. Both
+HTTP ports therefore run on ``FixedErrorRunner``, whose connections answer such a request
+(and any handler crash) with the status line's own words only.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from redact_proxy import codec
 from redact_proxy.codec import Format
@@ -50,7 +58,7 @@ class HttpReceiver:
         s = self.settings
         # shutdown_timeout: aiohttp's own default (60 s) would outlast --shutdown-grace;
         # in-flight requests get the grace, then are cut, as on the gRPC receiver.
-        self.runner = web.AppRunner(
+        self.runner = FixedErrorRunner(
             self.app(), auto_decompress=False, access_log=None, handle_signals=False,
             shutdown_timeout=s.shutdown_grace,
         )
@@ -123,3 +131,74 @@ def _error_response(exc: RequestError, fmt: Format) -> web.Response:
     body = codec.encode(status_message(exc, outcome), fmt)
     return web.Response(status=outcome.http_status, body=body, content_type=fmt.content_type, headers=headers)
 
+
+# --- aiohttp's own answers ----------------------------------------------------------------
+
+# The status of an answer to a request aiohttp's parser refused, along the class hierarchy
+# (first match wins). LineTooLong does not say whether the request line or a header
+# overflowed; a header is the usual culprit (tracestate, baggage, cookies), hence 431.
+_PARSER_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (LineTooLong, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE),
+    (HttpProcessingError, HTTPStatus.BAD_REQUEST),
+)
+
+
+class _FixedErrorHandler(RequestHandler):
+    """aiohttp's connection protocol, answering errors with fixed text. aiohttp's own
+    ``handle_error`` puts the parser's exception text (which quotes the request line or
+    header it choked on) in the 400 page, and a traceback in the 500 page when asyncio
+    debug is on; its HTTP exceptions may quote the request too ("Unknown Expect: <the
+    header>", raised before routing, so no route option or middleware can catch it).
+    Log lines keep the exception's class only."""
+
+    __slots__ = ()
+
+    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        # An HTTPError here is aiohttp's own (404, 405, 417, ...): our handlers return
+        # their error answers, they never raise them.
+        if isinstance(resp, web.HTTPError):
+            allow = resp.headers.get("Allow")  # 405: the methods the route takes, no content
+            resp = web.Response(status=resp.status, text=_fixed_text(resp.status),
+                                headers={"Allow": allow} if allow is not None else None)
+        return await super().finish_response(request, resp, start_time)
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        status = next((s for cls, s in _PARSER_STATUS if isinstance(exc, cls)), status)
+        reason = exc.__class__.__name__ if exc is not None else "timeout"
+        if status >= 500:
+            log.error("HTTP request failed outside its handler (%s)", reason)
+        else:
+            log.debug("HTTP request refused by the parser (%s)", reason)
+        if request.writer.output_size > 0:
+            # As aiohttp's own: part of an answer is out, no error answer can follow.
+            raise ConnectionError("response already started; cannot send an error answer")
+        response = web.Response(status=status, text=_fixed_text(status))
+        response.force_close()
+        return response
+
+
+def _fixed_text(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}\n"
+    except ValueError:  # not a registered status: its number alone
+        return f"{status}\n"
+
+
+class _FixedErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _FixedErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class FixedErrorRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer errors with fixed text (aiohttp has no
+    public hook for the answer to a request its parser refuses: aio-libs/aiohttp#3287)."""
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp's own server first (it runs the app's startup and applies handler_args),
+        # then the same one with our protocol. This leans on aiohttp internals that no
+        # public API replaces; tests/integration/test_no_echo.py fails if they change.
+        server = await super()._make_server()
+        return _FixedErrorServer(server.request_handler, request_factory=server.request_factory,
+                                 handler_cancellation=server.handler_cancellation, **server._kwargs)
