@@ -145,9 +145,14 @@ def check(path: str) -> int:
         return EXIT_CONFIG
     print(f"{path}: OK, {policy.summary()}, sha256 {policy.sha256}")
     for rule in policy.rules:
-        targets = ", ".join(rule.keys + rule.patterns) if rule.keys or rule.patterns else (
-            f"when {rule.when.key} {rule.when.op} {list(rule.when.values)}" if rule.when else "")
-        print(f"  {rule.name:<28} {rule.action.value:<12} {targets}")
+        parts = list(rule.keys + rule.patterns)
+        if rule.fields:
+            parts.append(f"fields: {', '.join(sorted(rule.fields))}")
+        if rule.when:
+            parts.append(f"when {rule.when.key} {rule.when.op} {list(rule.when.values)}")
+        if rule.action.value == "mask":
+            parts.append(f"detectors: {', '.join(rule.detectors + rule.regexes)}; targets: {', '.join(sorted(rule.targets))}")
+        print(f"  {rule.name:<28} {rule.action.value:<12} {', '.join(parts)}")
     return EXIT_OK
 
 

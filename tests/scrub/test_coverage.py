@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from redact_proxy.errors import PolicyError
+from redact_proxy.policy import Level
 from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
 from redact_proxy.scrub import scrub
@@ -321,3 +322,47 @@ def test_text_that_is_not_json_or_over_the_limits_is_masked_as_text(text):
     req = one_span(name="op", attributes={"p": text})
     scrub("traces", req, p)
     assert "a@example.com" not in span_of(req).attributes[0].value.string_value
+
+
+def test_every_sanitizer_on_a_field_runs_in_file_order_and_a_delete_ends_the_list():
+    p = policy("""
+        version: 1
+        rules:
+          - name: urls
+            action: sanitize_url
+            path_ids: true
+            fields: [span_name]
+          - name: statements
+            action: sanitize_sql
+            fields: [span_name]
+          - name: gone
+            action: replace
+            fields: [span_name]
+            replacement: never
+    """)
+    # replace comes last, so it always applies: check the two sanitizers on their own first
+    ops = p.text("traces", Level.SPAN, "span_name")
+    assert [r.decision.rule for r in ops.rules] == [0, 1, 2]
+    req = one_span(name="GET /users/42?email=a@example.com")
+    report = scrub("traces", req, p)
+    assert span_of(req).name == "never" and report.redactions == [1, 0, 1]
+    p2 = policy("""
+        version: 1
+        rules:
+          - name: urls
+            action: sanitize_url
+            path_ids: true
+            fields: [span_name]
+          - name: statements
+            action: sanitize_sql
+            fields: [span_name]
+    """)
+    for name, want, counts in [
+        ("GET /users/42?email=a@example.com", "GET /users/{id}?email=REDACTED", [1, 0]),
+        ("SELECT * FROM t WHERE a = 'x'", "SELECT * FROM t WHERE a = ?", [0, 1]),
+    ]:
+        req = one_span(name=name)
+        report = scrub("traces", req, p2)
+        assert (span_of(req).name, report.redactions) == (want, counts)
+        assert p2.text("traces", Level.SPAN, "span_name").rule_touches(name, db_systems=False)
+    assert not p2.text("traces", Level.SPAN, "span_name").rule_touches("GET /users/{id}", db_systems=False)

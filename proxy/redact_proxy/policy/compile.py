@@ -28,6 +28,15 @@ MIN_KEY_BYTES = 16  # an HMAC key shorter than this is guessable; refuse it
 DECISION_CACHE_LIMIT = 4096  # memoised keys per decider; a flood of unique keys resets it
 MASK_MEMO_LIMIT = 8192  # memoised values per mask rule
 MASK_MEMO_MAX_VALUE = 256  # characters; longer values (free text, bodies) rarely repeat
+# RE2 instructions (``programsize``). RE2 is linear in the text, but the constant is the
+# program: once its DFA runs out of cache (stacked bounded repetitions such as
+# `[\s\S]{0,1000}` three times, ~24k instructions) every byte costs a walk of the whole
+# program - measured ~1 s per MiB of value at 8k instructions, 30-130 s past ~15k. A
+# policy regex is refused above MAX_REGEX_PROGRAM (the doctrine's largest is ~730), and
+# a mask rule above MAX_MASK_PROGRAM for the one alternation it runs over every value
+# (its regexes and its detectors together; every built-in detector at once is ~11.3k).
+MAX_REGEX_PROGRAM = 2048
+MAX_MASK_PROGRAM = 12288
 
 
 # What the scrubber does with an attribute, as a small int: the hot loop compares ints
@@ -189,30 +198,47 @@ class _KeyRule:
 
 
 @dataclass(frozen=True)
+class FieldRule:
+    """A whole-field rule on one free-text field: delete, replace or sanitize."""
+
+    decision: Decision
+    # For a sanitizer: whether it can change a given text at all (a span name that is no
+    # statement or URL is left alone), given whether any item may name a database system
+    # (which picks the dialect). Triage asks it; None: assume it can.
+    may_rewrite: Callable[[str, bool], bool] | None = None
+
+
+@dataclass(frozen=True)
 class TextOps:
     """What happens to one free-text field (fields.TARGET_LEVELS) at one (signal, level):
-    the first whole-field rule (delete, replace, sanitize_*), then the masks."""
+    its whole-field rules in file order -- sanitizers each run (each leaves alone what
+    it does not recognise), a delete or replace ends the list -- then the masks."""
 
-    rule: Decision | None
+    rules: tuple[FieldRule, ...]
     masks: tuple[Mask, ...]
-    # For a sanitize rule: whether the sanitizer can change a given text at all (a span
-    # name that is no statement or URL is left alone). Triage asks it; None: assume yes.
-    may_rewrite: Callable[[str], bool] | None = None
 
     def __bool__(self) -> bool:
-        return self.rule is not None or bool(self.masks)
+        return bool(self.rules) or bool(self.masks)
 
-    def rule_touches(self, text: str) -> bool:
-        """Whether the whole-field rule would change ``text`` (masks aside)."""
-        d = self.rule
-        if d is None or not text:
+    @property
+    def rule(self) -> Decision | None:
+        """The first whole-field rule, or None."""
+        return self.rules[0].decision if self.rules else None
+
+    def rule_touches(self, text: str, db_systems: bool = True) -> bool:
+        """Whether the whole-field rules would change ``text`` (masks aside).
+        ``db_systems=False``: no item of the batch names a database system."""
+        if not text:
             return False
-        if d.op == OP_REWRITE:
-            return self.may_rewrite is None or self.may_rewrite(text)
-        return True
+        for r in self.rules:
+            if r.decision.op != OP_REWRITE:
+                return True
+            if r.may_rewrite is None or r.may_rewrite(text, db_systems):
+                return True
+        return False
 
 
-NO_TEXT_OPS = TextOps(None, ())
+NO_TEXT_OPS = TextOps((), ())
 
 
 @dataclass(frozen=True)
@@ -264,9 +290,16 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
                 compiled[rule.index] = _KeyRule(rule, _decision(rule))
             except re2.error:
                 errors.append(f"{doc.source}:{rule.where}: invalid RE2 regex in patterns")
+    costly = _costly_regexes(doc)
+    masks = {r.index: _mask(r, hasher) for r in doc.rules if r.action is Action.MASK}
+    errors += [error for _, error in costly]
+    errors += [f"{doc.source}:{r.where}: the regexes and detectors of this mask rule compile to {size} RE2 "
+               f"instructions together; at most {MAX_MASK_PROGRAM} are accepted (every value is scanned by all "
+               f"of them at once, and a larger program costs seconds per MiB): split the rule or drop detectors"
+               for r in doc.rules if r.index in masks and r.index not in dict(costly)
+               for size in [_program_size(_alternation(masks[r.index].masker.patterns))] if size > MAX_MASK_PROGRAM]
     if errors:
         raise PolicyError(errors)
-    masks = {r.index: _mask(r, hasher) for r in doc.rules if r.action is Action.MASK}
     texts: dict[tuple[str, Level, str], TextOps] = {}
     for signal in SIGNAL_NAMES:
         for level in LEVELS_OF[signal]:
@@ -282,10 +315,10 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
             for target, places in TARGET_LEVELS.items():
                 if (signal, level.value) not in places:
                     continue
-                field_rule = next((_field_decision(r, target) for r in applies if target in r.fields), None)
+                field_rules = _field_rules([r for r in applies if target in r.fields], target)
                 field_masks = tuple(masks[r.index] for r in applies if r.index in masks and target in r.targets)
-                if field_rule is not None or field_masks:
-                    texts[(signal, level, target)] = TextOps(field_rule, field_masks)
+                if field_rules or field_masks:
+                    texts[(signal, level, target)] = TextOps(field_rules, field_masks)
     drops = {}
     for s in SIGNAL_NAMES:
         by_key: dict[str, list[DropRule]] = {}
@@ -294,6 +327,36 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
                 by_key.setdefault(r.when.key, []).append(_drop(r))
         drops[s] = {key: tuple(rules) for key, rules in by_key.items()}
     return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, texts)
+
+
+def _costly_regexes(doc: PolicyDoc) -> list[tuple[int, str]]:
+    """(rule index, located error) for every policy regex whose program is over
+    MAX_REGEX_PROGRAM."""
+    found = []
+    for rule in doc.rules:
+        places = [(f"{rule.where}.{name}[{j}]", pattern)
+                  for name, patterns in (("patterns", rule.patterns), ("regexes", rule.regexes))
+                  for j, pattern in enumerate(patterns)]
+        if rule.when is not None and rule.when.op == "matches":
+            places.append((f"{rule.when.where}.matches", rule.when.values[0]))
+        for where, pattern in places:
+            size = _program_size(pattern)
+            if size > MAX_REGEX_PROGRAM:
+                found.append((rule.index, f"{doc.source}:{where}: regex compiles to {size} RE2 instructions; at most "
+                             f"{MAX_REGEX_PROGRAM} are accepted (a program this large costs seconds per MiB of "
+                             f"value): use shorter bounded repetitions such as {{0,100}} instead of {{0,1000}}"))
+    return found
+
+
+def _alternation(patterns: tuple[str, ...]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+def _program_size(pattern: str) -> int:
+    try:
+        return compile_regex(pattern).programsize
+    except re2.error:
+        return 0  # invalid: reported as such by the schema or the key rules
 
 
 _KEY_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL,
@@ -331,20 +394,48 @@ def _decision(rule: Rule) -> Decision:
                     replacement=rule.replacement if rule.action is Action.REPLACE else "")
 
 
-def _field_decision(rule: Rule, target: str) -> Decision:
-    """A whole-field rule. On a span name the sanitizers rewrite only a name that is a
-    statement or a URL (any other name is left as it is, not made a placeholder)."""
+def _field_rules(rules: list[Rule], target: str) -> tuple[FieldRule, ...]:
+    """The whole-field rules of one field, in file order, up to the first delete/replace
+    (nothing after it can see the text)."""
+    out = []
+    for rule in rules:
+        out.append(_field_rule(rule, target))
+        if rule.action not in (Action.SANITIZE_SQL, Action.SANITIZE_URL):
+            break
+    return tuple(out)
+
+
+def _field_rule(rule: Rule, target: str) -> FieldRule:
+    """On a span name the sanitizers rewrite only a name that is a statement or a URL
+    (any other name is left as it is, not made a placeholder)."""
     d = _decision(rule)
     if target == "span_name" and rule.action is Action.SANITIZE_SQL:
-        from redact_proxy.policy.statements import sanitize_span_name
+        from redact_proxy.policy import statements
 
-        d = replace(d, rewrite=sanitize_span_name)
-    elif target == "span_name" and rule.action is Action.SANITIZE_URL:
+        return FieldRule(replace(d, rewrite=statements.sanitize_span_name), _statement_may_change)
+    if target == "span_name" and rule.action is Action.SANITIZE_URL:
         from redact_proxy.policy import url
 
         path_ids = rule.path_ids
-        d = replace(d, rewrite=lambda name, system: url.sanitize_span_name(name, path_ids))
-    return d
+
+        def sanitize(name: str, system: str | None) -> str:
+            return url.sanitize_span_name(name, path_ids)
+
+        return FieldRule(replace(d, rewrite=sanitize), lambda name, db_systems: sanitize(name, None) != name)
+    return FieldRule(d)
+
+
+# One system of each dialect the statement sanitizers read differently: a span name
+# that none of them rewrites is left alone whatever system its span names.
+_DIALECTS = ("postgresql", "mysql", "mssql", "oracle", "sqlite", "redis", "memcached", "mongodb", "elasticsearch")
+
+
+def _statement_may_change(name: str, db_systems: bool) -> bool:
+    from redact_proxy.policy.statements import sanitize_span_name
+
+    if sanitize_span_name(name, None) != name:
+        return True
+    return db_systems and any(sanitize_span_name(name, s) != name for s in _DIALECTS)
 
 
 def _sanitize_sql(rule: Rule) -> Rewrite:

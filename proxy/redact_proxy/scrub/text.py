@@ -8,7 +8,7 @@ rule that made it.
 
 from __future__ import annotations
 
-from redact_proxy.policy.compile import OP_REMOVE, OP_REPLACE, OP_REWRITE, TextOps
+from redact_proxy.policy.compile import OP_REMOVE, OP_REWRITE, TextOps
 
 
 class Tally:
@@ -52,30 +52,25 @@ def mask_int(number: int, masks, tally: Tally) -> str | None:
 
 
 def scrub_text(text: str, ops: TextOps, tally: Tally, system: str | None = None) -> str | None:
-    """A free-text field (span name, status message, ...) after its whole-field rule and
+    """A free-text field (span name, status message, ...) after its whole-field rules and
     its masks; None when nothing changed."""
     if not text:
         return None
-    out = None
-    d = ops.rule
-    if d is not None:
-        if d.op == OP_REMOVE:
-            out = ""
-        elif d.op == OP_REPLACE:
-            out = d.replacement
-        else:  # OP_REWRITE
-            out = d.rewrite(text, system)
-        if out == text:
-            out = None
-        else:
-            tally.redactions[d.rule] += 1
-            tally.changed = True
-            if d.op != OP_REWRITE:
-                return out  # gone or replaced: nothing left to mask
+    out = text
+    for r in ops.rules:
+        d = r.decision
+        if d.op == OP_REWRITE:
+            new = d.rewrite(out, system)
+            if new != out:
+                tally.redactions[d.rule] += 1
+                tally.changed = True
+                out = new
+            continue
+        tally.redactions[d.rule] += 1
+        tally.changed = True
+        return "" if d.op == OP_REMOVE else d.replacement  # gone or replaced: nothing left to mask
     if ops.masks:
-        masked = mask_text(text if out is None else out, ops.masks, tally)
+        masked = mask_text(out, ops.masks, tally)
         if masked is not None:
             out = masked
-    return out
-
-
+    return None if out == text else out

@@ -24,7 +24,7 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     hasher = policy.hasher
     name_ops = policy.text("traces", Level.SPAN, "span_name")
     # A span name that is a statement is read in the dialect of the span's database.
-    name_needs_system = name_ops.rule is not None and name_ops.rule.rewrite is not None
+    name_needs_system = any(r.decision.rewrite is not None for r in name_ops.rules)
     status_ops = policy.text("traces", Level.SPAN, "status_message")
     state_ops = policy.text("traces", Level.SPAN, "trace_state")
     event_ops = policy.text("traces", Level.EVENT, "event_name")
