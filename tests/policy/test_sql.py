@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redact_proxy.policy.sql import SQL_UNPARSEABLE, sanitize_sql
+from redact_proxy.policy.sql import DIALECTS, SQL_UNPARSEABLE, sanitize_sql
 
 CORPUS = yaml.safe_load((Path(__file__).parent.parent / "testdata" / "sql_corpus.yaml").read_text("utf-8"))
 
@@ -202,3 +202,91 @@ def test_never_raises_on_quote_soup(text):
     if "\x00" in text:
         # NUL can only be inside a literal; either way it never survives.
         assert "\x00" not in out
+
+
+# ------------------------------------------------------------------ dialects
+
+def test_dialect_names():
+    assert set(DIALECTS) == {"generic", "postgresql", "mysql", "mssql", "oracle", "sqlite", "cql"}
+
+
+def test_unknown_or_missing_dialect_reads_generically():
+    sql = "SELECT 'a\\' , 'b' FROM t WHERE x = \"y\""
+    assert sanitize_sql(sql, None) == sanitize_sql(sql) == sanitize_sql(sql, "nonsense")
+    assert sanitize_sql(sql, "generic") == sanitize_sql(sql)
+
+
+@pytest.mark.parametrize("dialect,sql,expected", [
+    # The same text, read by each dialect's own rules.
+    ("mysql", "SELECT 'a\\'b' FROM t", "SELECT ? FROM t"),
+    ("postgresql", "SELECT 'a\\'b' FROM t", SQL_UNPARSEABLE),     # 'a\' then b' unterminated
+    ("mysql", 'SELECT "col" FROM t', "SELECT ? FROM t"),
+    ("postgresql", 'SELECT "col" FROM t', 'SELECT "col" FROM t'),
+    ("mysql", "SELECT a # b\nFROM t", "SELECT a FROM t"),
+    ("postgresql", "SELECT a # b\nFROM t", "SELECT a # b FROM t"),
+    ("mssql", "SELECT [a b] FROM t", "SELECT [a b] FROM t"),
+    ("postgresql", "SELECT a[1] FROM t", "SELECT a[?] FROM t"),
+    ("oracle", "SELECT q'[x]' FROM dual", "SELECT ? FROM dual"),
+    ("mssql", "SELECT $5 FROM t", "SELECT ? FROM t"),
+    ("postgresql", "SELECT $5 FROM t", "SELECT $5 FROM t"),
+    ("cql", "SELECT a FROM t // c 'x'", "SELECT a FROM t"),
+    ("postgresql", "SELECT /* a /* b */ c */ 1", "SELECT ?"),
+    ("mysql", "SELECT /* a /* b */ c */ 1", "SELECT c */ ?"),  # MySQL: the comment ends early
+])
+def test_dialects_read_differently(dialect, sql, expected):
+    assert sanitize_sql(sql, dialect) == expected
+
+
+def _national(content: str) -> str:
+    return "N" + _standard(content)
+
+
+def _q_quote(content: str) -> str:
+    return "q'[" + content.replace("]'", "") + "]'"
+
+
+def _cql_dollar(content: str) -> str:
+    return "$$" + content.replace("$$", "") + "$$"
+
+
+_DIALECT_QUOTERS = {
+    "postgresql": [_standard, _escape_string, _dollar],
+    "mysql": [_mysql, _mysql_double],
+    "mssql": [_standard, _national],
+    "oracle": [_standard, _q_quote],
+    "sqlite": [_standard],
+    "cql": [_standard, _cql_dollar],
+}
+_DIALECT_CASES = [(d, q) for d, quoters in _DIALECT_QUOTERS.items() for q in quoters]
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    content=st.text(),
+    prefix=st.sampled_from(_PREFIXES),
+    suffix=st.sampled_from([s for s in _SUFFIXES if "'" not in s]),
+    case=st.sampled_from(_DIALECT_CASES),
+)
+def test_planted_literal_never_survives_in_its_dialect(content, prefix, suffix, case):
+    dialect, quoter = case
+    out = sanitize_sql(prefix + quoter(_SENTINEL + content + _SENTINEL) + suffix, dialect)
+    assert isinstance(out, str)
+    assert _SENTINEL not in out
+
+
+_IDENT = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(
+    lambda w: w not in ("true", "false", "q", "nq", "e", "n", "x", "b", "r", "u"))
+
+
+@settings(max_examples=300)
+@given(col=_IDENT, table=_IDENT, dialect=st.sampled_from(sorted(DIALECTS)))
+def test_identifiers_and_shape_are_kept_in_every_dialect(col, table, dialect):
+    sql = f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} = 'v' AND {col} IN (1, 2) GROUP BY {col}"
+    out = sanitize_sql(sql, dialect)
+    assert out == f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} = ? AND {col} IN (?) GROUP BY {col}"
+
+
+@settings(max_examples=300)
+@given(st.text(), st.sampled_from(sorted(DIALECTS)))
+def test_no_dialect_raises(text, dialect):
+    assert isinstance(sanitize_sql(text, dialect), str)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redact_proxy.policy.url import (
-    ID_PLACEHOLDER, URL_UNPARSEABLE, VALUE_PLACEHOLDER, sanitize_query, sanitize_url,
+    ID_PLACEHOLDER, URL_UNPARSEABLE, VALUE_PLACEHOLDER, sanitize_query, sanitize_span_name,
+    sanitize_url,
 )
 
 
@@ -201,3 +202,69 @@ def test_never_raises_on_delimiter_soup(value):
     assert isinstance(out, str)
     if "#" in value and out != URL_UNPARSEABLE:
         assert "#" not in out
+
+
+# ------------------------------------------------------------------ span names
+
+@pytest.mark.parametrize("name,path_ids,expected", [
+    # METHOD target: the URL rules apply to the target
+    ("GET /users/42?email=a@b.c", True, "GET /users/{id}?email=REDACTED"),
+    ("GET /users/42?email=a@b.c", False, "GET /users/42?email=REDACTED"),
+    ("GET https://api.example/rooms/42", True, "GET https://api.example/rooms/{id}"),
+    ("GET https://api.example/rooms/42", False, "GET https://api.example/rooms/42"),
+    ("POST https://u:pw@api.example/login?next=/home#top", False, "POST https://api.example/login?next=REDACTED"),
+    ("DELETE /carts/550e8400-e29b-41d4-a716-446655440000", True, "DELETE /carts/{id}"),
+    ("PATCH //cdn.example/a?v=3", False, "PATCH //cdn.example/a?v=REDACTED"),
+    ("_OTHER /x?token=abc", False, "_OTHER /x?token=REDACTED"),
+    ("PROPFIND /dav/u/john@example.com/", True, "PROPFIND /dav/u/{id}/"),
+    ("GET /search?q=john smith", False, "GET /search?q=REDACTED"),
+    # a bare URL or origin-form target
+    ("https://shop.example/cart?coupon=SAVE10", False, "https://shop.example/cart?coupon=REDACTED"),
+    ("/api/users/42/orders", True, "/api/users/{id}/orders"),
+    ("/p;jsessionid=ABC123", False, "/p;jsessionid=REDACTED"),
+    # a URL-shaped target that does not parse keeps its method only
+    ("GET /path with spaces", False, "GET " + URL_UNPARSEABLE),
+    ("GET http://ho<st/x", False, "GET " + URL_UNPARSEABLE),
+    # templates and other names: unchanged
+    ("GET /users/{id}", True, "GET /users/{id}"),
+    ("GET /users/:id", True, "GET /users/:id"),
+    ("HTTP GET", True, "HTTP GET"),
+    ("GET", True, "GET"),
+    ("HTTP", True, "HTTP"),
+    ("GET users/42", True, "GET users/42"),
+    ("get /users/42", True, "get /users/42"),
+    ("checkout", True, "checkout"),
+    ("SELECT users", True, "SELECT users"),
+    ("grpc.health.v1.Health/Check", True, "grpc.health.v1.Health/Check"),
+    ("mailto:bob@example.com", True, "mailto:bob@example.com"),
+    ("", True, ""),
+    ("/", True, "/"),
+])
+def test_span_name(name, path_ids, expected):
+    assert sanitize_span_name(name, path_ids) == expected
+
+
+def test_span_name_unchanged_is_the_same_object():
+    for name in ("GET /users/{id}", "HTTP GET", "GET", "checkout"):
+        assert sanitize_span_name(name, True) is name
+
+
+def test_span_name_non_string():
+    assert sanitize_span_name(None, True) is None  # type: ignore[arg-type]
+
+
+@settings(max_examples=300)
+@given(st.text(), st.sampled_from(["GET ", "POST ", ""]), st.sampled_from(["/p?k=", "https://h.example/p?x=1&k="]),
+       st.booleans())
+def test_planted_query_value_never_survives_in_a_span_name(value, method, base, path_ids):
+    name = method + base + quote(_SENTINEL + value + _SENTINEL, safe="")
+    out = sanitize_span_name(name, path_ids)
+    assert _SENTINEL not in out
+    assert out.startswith(method)
+
+
+@settings(max_examples=300)
+@given(st.text(), st.booleans())
+def test_span_name_never_raises(name, path_ids):
+    out = sanitize_span_name(name, path_ids)
+    assert isinstance(out, str)

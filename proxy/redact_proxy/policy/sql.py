@@ -17,7 +17,41 @@ comment or dollar quote, a control character (NUL included) or an unknown symbol
 outside a literal - makes the *whole* result ``SQL_UNPARSEABLE``, never a partial
 or original text.
 
-Dialect decisions (the input's dialect is unknown):
+Dialects. ``sanitize_sql(statement, dialect)`` reads the statement with one dialect's
+quoting, escape and comment rules (``DIALECTS``: ``generic``, ``postgresql``,
+``mysql``, ``mssql``, ``oracle``, ``sqlite``, ``cql``); ``redact_proxy.policy.statements``
+picks it from ``db.system.name``. A known dialect reads the text one way only: what
+that database would not parse either fails closed. Per dialect:
+
+- ``postgresql``: no backslash escapes except in ``E'...'``; ``"..."`` is an identifier
+  (see below); ``#`` is an operator (``#``, ``#>``, ``#>>``, ``#-``), never a comment;
+  ``[`` is a subscript; ``$n`` parameters and ``$$``/``$tag$`` literals; comments nest;
+  a backtick fails closed.
+- ``mysql`` (MariaDB too; Couchbase N1QL reads the same way): backslash escapes in every
+  quote; ``"..."`` is always a string - the server default, ANSI_QUOTES off. Under
+  ANSI_QUOTES a double-quoted name becomes ``?`` too: it hides more than it should, never
+  less. ``#`` always starts a comment; comments do not nest; no dollar quoting.
+- ``mssql``: no backslash escapes; ``[...]`` is always an identifier (``]]`` escapes a
+  ``]``), ``"..."`` an identifier (QUOTED_IDENTIFIER ON, the driver default); ``N'...'``;
+  ``#tmp``/``##tmp`` names; ``$12.50`` money literals; ``$action``; comments nest; a
+  backtick fails closed.
+- ``oracle``: no backslash escapes; ``q'[...]'``-style alternative quotes (any delimiter,
+  bracket pairs closing with their partner) and ``nq'...'``; ``#`` and ``$`` inside
+  names (``emp#``, ``v$session``); comments do not nest; a backtick fails closed.
+- ``sqlite``: no backslash escapes; ``"..."`` and ``[...]`` read as in ``generic`` (SQLite
+  takes an unknown double-quoted name as a string); ``$name``/``@name``/``:name``
+  parameters, no dollar quoting; comments do not nest.
+- ``cql`` (Cassandra): ``"..."`` identifiers, ``$$...$$`` strings, ``//`` line comments,
+  ``[`` list literals; a backtick fails closed.
+- In an identifier dialect a double-quoted name is kept, except that one not shaped like
+  a plain name (spaces, ``@``, ...) in a value position becomes ``?``: a failing query
+  that used ``"..."`` for a string still does not show it.
+
+In every dialect: a bare UUID (CQL ``uuid`` literals) is one literal; ``TRUE``/``FALSE``
+are literals (``NULL`` is kept: it says nothing); whatever follows ``IDENTIFIED BY``
+(Oracle and MySQL passwords, quoted or bare) is a literal.
+
+``generic`` decisions (the input's dialect is unknown):
 
 - Backslash escapes inside quotes are MySQL-only; in standard SQL ``'C:\\'`` is a
   complete string. When a quoted token contains a backslash, the statement is
@@ -30,8 +64,8 @@ Dialect decisions (the input's dialect is unknown):
 - ``"..."`` is an identifier in ANSI SQL/PostgreSQL but a string in MySQL. It is kept
   only when it looks like an identifier (``[A-Za-z_][A-Za-z0-9_$]*``, at most 128
   characters) and is not in a value position; otherwise it becomes ``?``. Value
-  positions: after a comparison operator (``=``, ``<``, ``>`` and their compounds),
-  after ``LIKE``/``ILIKE``/``RLIKE``/``REGEXP``/``BETWEEN``/``THEN``/``ELSE``, and
+  positions: after a comparison operator (``=``, ``<``, ``>`` and their compounds) or
+  a ``:`` key separator (CQL maps, JSON read as SQL), after ``LIKE``/``ILIKE``/``RLIKE``/``REGEXP``/``BETWEEN``/``THEN``/``ELSE``, and
   anywhere inside a ``VALUES (...)`` row or an ``IN (...)`` list that is not a
   subquery. A quoted name next to a ``.`` (``"t"."col"``) is always an identifier.
   Costs: PostgreSQL ``"a" = "b"`` column comparisons and quoted identifiers with spaces
@@ -54,8 +88,9 @@ Dialect decisions (the input's dialect is unknown):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["SQL_UNPARSEABLE", "sanitize_sql"]
+__all__ = ["DIALECTS", "SQL_UNPARSEABLE", "sanitize_sql"]
 
 SQL_UNPARSEABLE = "[unparseable sql]"
 
@@ -63,6 +98,8 @@ SQL_UNPARSEABLE = "[unparseable sql]"
 # short fixed shape: linear, no backtracking over the input.
 _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[\w$]*")
+_ORACLE_WORD = re.compile(r"[\w$#]*")
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![\w$])")
 _DIGITS = re.compile(r"[0-9_]*")
 _HEX = re.compile(r"[0-9A-Fa-f_]*")
 _EXPONENT = re.compile(r"[eE][+-]?[0-9]+")
@@ -89,7 +126,11 @@ _OPERAND_KEYWORDS = frozenset({
 })
 # A double-quoted token right after one of these is a value (MySQL string), not a name.
 _VALUE_KEYWORDS = frozenset({"LIKE", "ILIKE", "RLIKE", "REGEXP", "BETWEEN", "THEN", "ELSE"})
-_VALUE_OPERATORS = frozenset({"=", "<", ">"})
+# ":" is a key/value separator in the JSON-like literals (CQL maps, a JSON text read as SQL).
+_VALUE_OPERATORS = frozenset({"=", "<", ">", ":"})
+_BOOLEANS = frozenset({"TRUE", "FALSE"})
+# Oracle q'' quotes: an opening bracket closes with its partner, any other char with itself.
+_Q_CLOSERS = {"[": "]", "{": "}", "(": ")", "<": ">"}
 _LIST_KEYWORDS = frozenset({"IN", "VALUES", "VALUE"})
 _SUBQUERY_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 _OPERATOR_CHARS = frozenset("+-*/%=<>!~^&|,;().:?@#$[]{}\\")
@@ -102,18 +143,62 @@ class _Unparseable(Exception):
     """The statement cannot be tokenized; carries no text on purpose."""
 
 
-def sanitize_sql(statement: str) -> str:
-    """``statement`` with literals replaced by ``?``, or ``SQL_UNPARSEABLE``."""
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """How one dialect quotes, escapes and comments. ``"guess"`` = the generic reading."""
+
+    backslash: str = "guess"        # guess | always | never (E'' always escapes)
+    double_quote: str = "guess"     # guess | string | identifier
+    hash: str = "guess"             # guess | comment | operator | name (#temp)
+    bracket: str = "guess"          # guess | identifier | operator
+    dollar: str = "pg"              # pg ($1, $tag$) | param ($name) | money | cql ($$ only)
+    backticks: bool = True          # False: a backtick fails closed
+    nested_comments: bool = True
+    slash_comments: bool = False    # CQL // line comments
+    q_quotes: bool = True           # Oracle q'[...]'
+    hash_in_words: bool = False     # Oracle emp#
+
+
+DIALECTS: dict[str, _Dialect] = {
+    "generic": _Dialect(),
+    "postgresql": _Dialect(backslash="never", double_quote="identifier", hash="operator",
+                           bracket="operator", backticks=False, q_quotes=False),
+    "mysql": _Dialect(backslash="always", double_quote="string", hash="comment",
+                      bracket="operator", dollar="param", nested_comments=False, q_quotes=False),
+    "mssql": _Dialect(backslash="never", double_quote="identifier", hash="name",
+                      bracket="identifier", dollar="money", backticks=False, q_quotes=False),
+    "oracle": _Dialect(backslash="never", double_quote="identifier", hash="operator",
+                       bracket="operator", dollar="param", backticks=False,
+                       nested_comments=False, hash_in_words=True),
+    "sqlite": _Dialect(backslash="never", dollar="param", nested_comments=False, q_quotes=False),
+    "cql": _Dialect(backslash="never", double_quote="identifier", hash="operator",
+                    bracket="operator", dollar="cql", backticks=False, nested_comments=False,
+                    slash_comments=True, q_quotes=False),
+}
+_GENERIC = DIALECTS["generic"]
+
+
+def sanitize_sql(statement: str, dialect: str | None = None) -> str:
+    """``statement`` with literals replaced by ``?``, or ``SQL_UNPARSEABLE``.
+
+    ``dialect`` is a ``DIALECTS`` name; ``None`` or an unknown name reads it generically.
+    """
     if not isinstance(statement, str):
         return SQL_UNPARSEABLE
+    rules = DIALECTS.get(dialect, _GENERIC) if dialect else _GENERIC
+    if rules.backslash != "guess":
+        try:
+            return _Sanitizer(statement, rules.backslash == "always", rules).run()[0]
+        except _Unparseable:
+            return SQL_UNPARSEABLE
     try:
-        mysql, ambiguous, mysql_hidden = _Sanitizer(statement, backslash_escapes=True).run()
+        mysql, ambiguous, mysql_hidden = _Sanitizer(statement, True, rules).run()
     except _Unparseable:
         mysql, ambiguous, mysql_hidden = None, True, []
     if not ambiguous:
         return mysql
     try:
-        standard, _, standard_hidden = _Sanitizer(statement, backslash_escapes=False).run()
+        standard, _, standard_hidden = _Sanitizer(statement, False, rules).run()
     except _Unparseable:
         standard, standard_hidden = None, []
     if mysql is None:
@@ -170,9 +255,12 @@ class _Sanitizer:
     (the two dialect readings may differ) and the input spans it hid, in order.
     """
 
-    def __init__(self, sql: str, backslash_escapes: bool) -> None:
+    def __init__(self, sql: str, backslash_escapes: bool, dialect: _Dialect = _GENERIC) -> None:
         self.sql = sql
         self.bs = backslash_escapes
+        self.d = dialect
+        self.word_re = _ORACLE_WORD if dialect.hash_in_words else _WORD
+        self.prev2_text = ""            # the token before the previous one (IDENTIFIED BY)
         self.saw_backslash = False
         self.hidden: list[tuple[int, int]] = []  # input spans replaced or removed, in order
         self.out: list[str] = []        # emitted tokens, each with its leading space
@@ -198,6 +286,7 @@ class _Sanitizer:
         self.space = False
         if text != ",":
             self.values_row_closed = False
+        self.prev2_text = self.prev_text
         self.prev_kind = kind
         self.prev_text = text.upper() if kind == _KW else text
 
@@ -225,6 +314,10 @@ class _Sanitizer:
         self.prev_kind, self.prev_text = None, ""
         self.values_row_closed = False
 
+    def secret_position(self) -> bool:
+        """Right after ``IDENTIFIED BY``: the next token is a password, whatever its form."""
+        return self.prev_kind == _KW and self.prev_text == "BY" and self.prev2_text == "IDENTIFIED"
+
     def operand_position(self) -> bool:
         kind, text = self.prev_kind, self.prev_text
         if kind is None:
@@ -248,6 +341,8 @@ class _Sanitizer:
                 i = self.line_comment(i)
             elif c == "/" and nxt == "*":
                 i = self.block_comment(i)
+            elif c == "/" and nxt == "/" and self.d.slash_comments:
+                i = self.line_comment(i)
             elif c == "#":
                 i = self.hash(i, nxt)
             elif c == "'":
@@ -259,7 +354,8 @@ class _Sanitizer:
             elif c == "[":
                 i = self.bracket(i)
             elif c.isdigit() or (c == "." and nxt.isdigit() and self.prev_kind not in (_KW, _QIDENT)):
-                i = self.literal(i, self.number(i))
+                m = _UUID.match(sql, i)
+                i = self.literal(i, m.end() if m else self.number(i))
             elif c in "+-" and (nxt.isdigit() or (nxt == "." and sql[i + 2:i + 3].isdigit())) \
                     and self.operand_position():
                 i = self.literal(i, self.number(i + 1))
@@ -321,6 +417,13 @@ class _Sanitizer:
         # once passed, so every character is scanned at most twice overall.
         sql = self.sql
         start = i
+        if not self.d.nested_comments:
+            close = sql.find("*/", i + 2)
+            if close < 0:
+                raise _Unparseable
+            self.hidden.append((start, close + 2))
+            self.space = True
+            return close + 2
         depth = 0
         while True:
             if self.comment_open != -1 and self.comment_open < i:
@@ -342,6 +445,16 @@ class _Sanitizer:
 
     def hash(self, i: int, nxt: str) -> int:
         sql = self.sql
+        mode = self.d.hash
+        if mode == "comment":
+            return self.line_comment(i)
+        if mode == "operator":
+            op = "#>>" if sql.startswith("#>>", i) else sql[i:i + 2] if nxt in (">", "-") else "#"
+            self.emit(op, _OP)
+            return i + len(op)
+        if mode == "name" and not (nxt and (nxt.isalpha() or nxt in "_#")):
+            self.emit("#", _OP)
+            return i + 1
         if nxt == ">":
             op = "#>>" if sql.startswith("#>>", i) else "#>"
             self.emit(op, _OP)
@@ -379,9 +492,12 @@ class _Sanitizer:
 
     def double_quoted(self, i: int) -> int:
         sql = self.sql
-        end = self.quoted(i, '"', self.bs)
-        content = sql[i + 1:end - 1]
-        if _DQ_IDENT.fullmatch(content) is None:
+        mode = self.d.double_quote
+        end = self.quoted(i, '"', self.bs and mode != "identifier")
+        if mode == "string" or self.secret_position():
+            return self.literal(i, end)
+        plain = _DQ_IDENT.fullmatch(sql, i + 1, end - 1) is not None
+        if mode == "guess" and not plain:
             return self.literal(i, end)
         dotted = self.prev_text == "." or sql.startswith(".", end)
         in_values = bool(self.parens) and self.parens[-1].value_list
@@ -390,14 +506,26 @@ class _Sanitizer:
             or (self.prev_kind == _OP and self.prev_text in _VALUE_OPERATORS)
             or (self.prev_kind == _KW and self.prev_text in _VALUE_KEYWORDS)
         )
-        if value_position and not dotted:
+        if mode == "identifier":
+            # The dialect says identifier; only an odd-shaped one in a value position
+            # is taken for a misquoted string.
+            if value_position and not dotted and not plain:
+                return self.literal(i, end)
+            if _CONTROL.search(sql, i, end):
+                raise _Unparseable
+            self.emit(sql[i:end], _QIDENT)
+        elif value_position and not dotted:
             self.literal(i, end)
         else:
             self.emit(sql[i:end], _QIDENT)
         return end
 
     def backtick(self, i: int) -> int:
+        if not self.d.backticks:
+            raise _Unparseable
         end = self.quoted(i, "`", False)
+        if self.secret_position():
+            return self.literal(i, end)
         if _CONTROL.search(self.sql, i, end):
             raise _Unparseable  # MySQL forbids NUL in names; kept text must be clean
         self.emit(self.sql[i:end], _QIDENT)
@@ -405,6 +533,17 @@ class _Sanitizer:
 
     def bracket(self, i: int) -> int:
         sql = self.sql
+        if self.d.bracket == "operator":
+            self.emit("[", _OP)
+            return i + 1
+        if self.d.bracket == "identifier":  # T-SQL: always a name; "]]" is an escaped "]"
+            end = self.quoted(i, "]", False)
+            if end - i > _BRACKET_MAX + 2 or _CONTROL.search(sql, i, end):
+                raise _Unparseable
+            if self.secret_position():
+                return self.literal(i, end)
+            self.emit(sql[i:end], _QIDENT)
+            return end
         close = sql.find("]", i + 1, i + 1 + _BRACKET_MAX)
         if close > i + 1 and _BRACKET_IDENT.fullmatch(sql, i + 1, close):
             self.emit(sql[i:close + 1], _QIDENT)
@@ -430,21 +569,53 @@ class _Sanitizer:
 
     def word(self, i: int) -> int:
         sql = self.sql
-        j = max(_WORD.match(sql, i).end(), i + 1)
+        m = _UUID.match(sql, i)
+        if m:
+            return self.literal(i, m.end())
+        j = max(self.word_re.match(sql, i).end(), i + 1)
         word = sql[i:j]
         lower = word.lower()
         if j < len(sql):
             after = sql[j]
+            if after == "'" and lower in ("q", "nq") and self.d.q_quotes:
+                return self.literal(i, self.q_quote(j))
             if after == "'" and (lower in _STRING_PREFIXES or word.startswith("_")):
                 # E'..', N'..', X'..', B'..', _utf8mb4'..': one literal.
                 return self.literal(i, self.quoted(j, "'", self.bs or lower == "e"))
             if after == "&" and lower == "u" and sql.startswith("'", j + 1):
                 return self.literal(i, self.quoted(j + 1, "'", self.bs))  # PostgreSQL U&'...'
+        upper = word.upper()
+        if (upper in _BOOLEANS or self.secret_position()) and upper != "VALUES":
+            return self.literal(i, j)
         self.emit(word, _KW)
         return j
 
+    def q_quote(self, j: int) -> int:
+        """Oracle ``q'<delim>...<close>'`` from the quote at ``j``; the index after it."""
+        sql = self.sql
+        if j + 1 >= len(sql) or sql[j + 1].isspace():
+            raise _Unparseable
+        closer = _Q_CLOSERS.get(sql[j + 1], sql[j + 1]) + "'"
+        close = sql.find(closer, j + 2)
+        if close < 0:
+            raise _Unparseable
+        return close + 2
+
     def dollar(self, i: int, nxt: str) -> int:
         sql = self.sql
+        mode = self.d.dollar
+        if mode == "money" and (nxt.isdigit() or nxt == "."):
+            return self.literal(i, self.number(i + 1))
+        if mode in ("param", "money") and (nxt.isalnum() or nxt == "_"):
+            j = self.word_re.match(sql, i + 1).end()
+            self.emit(sql[i:j], _PH)  # SQLite $name, T-SQL $action, MySQL $ in names
+            return j
+        if mode in ("param", "money"):
+            self.emit("$", _OP)
+            return i + 1
+        if mode == "cql" and nxt != "$":
+            self.emit("$", _OP)
+            return i + 1
         if nxt.isdigit():
             j = _DIGITS.match(sql, i + 1).end()
             self.emit(sql[i:j], _PH)

@@ -32,6 +32,14 @@ relative paths, query-only values (``a=1&b=2``, ``?a=1``) and ``*``. A non-hiera
 Fail closed: a control character anywhere, whitespace outside the query and fragment,
 an unterminated ``[`` IPv6 host, a non-numeric port or a host with characters no host
 can have returns ``URL_UNPARSEABLE`` - never the input.
+
+``sanitize_span_name`` applies the same rules to a span name that is a URL: an absolute
+or network-path URL (``https://...``, ``//host/p``), an origin-form target (``/p?q``)
+or either after an HTTP method (``GET /users/42?email=a@b.c``, ``GET https://api/x``) -
+the semantic conventions' ``{method} {target}`` shape, which the collector's
+``url_sanitizer.sanitize_span_name`` rewrites. Any other name (``GET /users/{id}``
+keeps its template, ``HTTP GET``, ``GET``, ``checkout``) is returned unchanged. A name
+of that shape whose target cannot be parsed keeps only its method and the marker.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ import re
 from urllib.parse import unquote
 
 __all__ = [
-    "ID_PLACEHOLDER", "URL_UNPARSEABLE", "VALUE_PLACEHOLDER", "sanitize_query", "sanitize_url",
+    "ID_PLACEHOLDER", "URL_UNPARSEABLE", "VALUE_PLACEHOLDER", "sanitize_query", "sanitize_span_name",
+    "sanitize_url",
 ]
 
 VALUE_PLACEHOLDER = "REDACTED"
@@ -69,6 +78,15 @@ _LOWER = re.compile(r"[a-z]")
 _DIGIT = re.compile(r"[0-9]")
 
 
+# Span names: "{method} {target}" (RFC 9110 methods, WebDAV, semconv "_OTHER") or a bare URL.
+_HTTP_METHODS = frozenset({
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
+    "_OTHER", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH",
+    "REPORT", "MKCALENDAR", "PURGE",
+})
+_URL_NAME = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//|/")
+
+
 class _Garbage(Exception):
     """Not a URL we can take apart; carries no text on purpose."""
 
@@ -93,6 +111,22 @@ def sanitize_query(value: str) -> str:
     if value.startswith("?"):
         return "?" + _query(value[1:])
     return _query(value)
+
+
+def sanitize_span_name(name: str, path_ids: bool) -> str:
+    """A span name that is a URL or ``METHOD url`` with the URL sanitized; else ``name``."""
+    if not isinstance(name, str):
+        return name
+    method, space, target = name.partition(" ")
+    if space and method in _HTTP_METHODS:
+        if not _URL_NAME.match(target):
+            return name
+        out = method + " " + sanitize_url(target, path_ids=path_ids)
+    elif _URL_NAME.match(name):
+        out = sanitize_url(name, path_ids=path_ids)
+    else:
+        return name
+    return name if out == name else out  # unchanged: the input itself
 
 
 def _sanitize(value: str, path_ids: bool) -> str:
