@@ -122,6 +122,10 @@ def test_non_string_gets_the_marker():
     ("/blog/best-laptops-2024", "/blog/best-laptops-2024"),
     ("/blog/abcdefghijklmnopqrstuvwxyz0123", "/blog/abcdefghijklmnopqrstuvwxyz0123"),  # no upper case
     ("/api/v2/items", "/api/v2/items"),
+    ("/users/usr_plant0316/orders", "/users/{id}/orders"),  # prefixed ids
+    ("/api-v2/users/u-42", "/api-v2/users/{id}"),
+    ("/rooms/cus_8812", "/rooms/{id}"),
+    ("/oauth2/callback", "/oauth2/callback"),
     ("/2024/01/17/post", "/{id}/{id}/{id}/post"),
     ("/u/123;jsessionid=ABC", "/u/{id};jsessionid=REDACTED"),
     ("https://u:p@example.com/users/42?x=1#f", "https://example.com/users/{id}?x=REDACTED"),

@@ -439,12 +439,8 @@ def _statement_may_change(name: str, db_systems: bool) -> bool:
 
 
 def _sanitize_sql(rule: Rule) -> Rewrite:
-    try:
-        from redact_proxy.policy.statements import sanitize
-    except ImportError:  # before the dialect sanitizers existed: SQL only
-        from redact_proxy.policy.sql import sanitize_sql
+    from redact_proxy.policy.statements import sanitize
 
-        return lambda text, system: sanitize_sql(text)
     return sanitize
 
 

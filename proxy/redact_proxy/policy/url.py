@@ -73,6 +73,10 @@ _ALL_DIGITS = re.compile(r"[0-9]+")
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _LONG_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-+/=.~]{20,}")
+# A prefixed id (`usr_plant0316`, `u-42`, `cus_8812`): a short word, one separator, and an
+# alphanumeric tail with at least two digits ("api-v2", "v1" and slugs such as
+# "best-laptops-2024" stay).
+_PREFIXED_ID = re.compile(r"[A-Za-z]{1,12}[_-](?=(?:[A-Za-z]*[0-9]){2})[A-Za-z0-9]{2,64}")
 _UPPER = re.compile(r"[A-Z]")
 _LOWER = re.compile(r"[a-z]")
 _DIGIT = re.compile(r"[0-9]")
@@ -238,6 +242,8 @@ def _is_id(segment: str) -> bool:
     if "@" in text:
         return True
     if _ALL_DIGITS.fullmatch(text) or _UUID.fullmatch(text) or _LONG_HEX.fullmatch(text):
+        return True
+    if _PREFIXED_ID.fullmatch(text):
         return True
     return bool(
         _TOKEN.fullmatch(text)
