@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 .PHONY: install run test test-unit bench fuzz check-policies clean
 
 # native/ is the Rust triage module (PyO3, built by maturin through pip; needs cargo).
-$(VENV)/.installed: pyproject.toml native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+$(VENV)/.installed: pyproject.toml native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	@command -v cargo >/dev/null || { echo "make: cargo not found; the native module needs Rust (https://rustup.rs)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -28,6 +28,7 @@ run: install
 # Prometheus/Alertmanager from Debian, the Node.js SDK), then every test.
 test: install
 	bash tests/e2e/setup.sh
+	cd native && cargo test --no-default-features --quiet
 	$(PY) -m pytest
 
 # Quick loop while developing: no real-stack tests.

@@ -3,34 +3,56 @@
 Strategy: the scrubber walks the decoded batch in Python, about 1 µs per attribute, and
 most batches hold nothing any rule touches. The native ``scan`` (native/src/lib.rs) reads
 the wire bytes once and returns the distinct attribute keys (at every depth), the keys
-whose value is a number or boolean, and every string a mask rule or a drop condition can
-read (string values anywhere, span, event and log event names), joined with NULs (one
-before the first, one after each).
+whose value is a number or boolean, whether any kvlist holds keys (``nested``), and text
+channels: the "values" channel holds every AnyValue string, bytes and integer (as its
+decimal text) anywhere -- attributes, arrays, kvlists, log bodies -- and each free-text
+target of ``fields.FIELDS`` (span_name, status_message, ...) has a channel of its own.
+Each channel is its texts joined with NULs (one before the first, one after each). The
+roles come from ``fields.FIELDS``, so a field given a treatment there is collected here.
 The batch is *untouched* -- the scrub would change nothing and count nothing -- when:
 
-1. no key gets anything but "keep" from any decider of the signal, at any level, nested
-   or not (this covers delete, hash, sanitize_* and keep_only, by asking the deciders
-   themselves);
-2. no drop rule can match: its key is absent, or present only with values that are not
-   numbers or booleans and no NUL-delimited text equals one of its values (``in``,
-   ``equals``) or matches its pattern whole (``matches``); and
-3. the alternation of every mask pattern of the signal matches nowhere in the texts.
+1. every key gets "keep", with its key unchanged (no ``keys`` mask), from the decider of
+   every level of the signal (this covers delete, hash, replace, sanitize_*, keep_only
+   and key masks, by asking the deciders themselves), and the relaxed patterns of the
+   ``keys`` masks match nowhere in the NUL-joined keys;
+2. no key sits under another key (``nested`` is False), or the signal has no key rule and
+   no key mask at any level: a nested key is decided by its dotted path and the tails of
+   it (``Decider.decide_nested``), which the distinct leaf keys cannot tell;
+3. no drop rule can match: its key is absent, or present only with values that are not
+   numbers or booleans and no NUL-delimited value text equals one of its values (``in``,
+   ``equals``) or matches its pattern whole (``matches``);
+4. in the values channel, no relaxed pattern of an attribute mask (any level) or a
+   log_body mask matches, and, when the signal has any key rule or mask, no text starts
+   (after whitespace, as Python's ``str.isspace`` reads it) with ``{`` or ``[``: the
+   scrubber parses such text as JSON and applies the key rules inside it;
+5. in each free-text channel, no relaxed pattern of that target's masks matches, and no
+   whole-field rule (delete, replace, sanitize_*) on the target would change any of its
+   distinct texts (``TextOps.rule_touches``, told whether any key of the batch names a
+   database system, which picks a statement sanitizer's dialect); those channels are
+   NUL_FREE (a NUL inside such a text makes ``scan`` refuse), so they split back into
+   exactly their texts; and
+6. for logs, no whole-field rule deletes or replaces the body.
 
-Why 3 is exact (and 2 by the same argument): ``Masker.mask`` returns None for a value its alternation does not match
-(verifiers and the refusal budget only run on matches). A match inside one value is
-also a match at the same place in the joined texts: RE2 has no lookaround, ``\\b`` and
-``\\B`` read NUL exactly as they read the start or end of a text (a non-word character),
-and ``^ $ \\A \\z`` -- the only assertions that differ -- are replaced by an empty group,
-which can only make a pattern match more. A match that spans a NUL costs a full scrub,
-never a missed mask. Everything the check cannot vouch for (JSON bodies, a body ``scan``
-refuses) takes the full path. ``tests/scrub/test_triage.py`` compares the two paths.
+Why 4 and 5 are exact (and 1's key masks and 3 by the same argument): ``Masker.mask``
+returns None for a value its alternation does not match (verifiers and the refusal budget
+only run on matches); ``mask_int`` runs a subset of those patterns (the digit detectors)
+on the decimal text the walk writes. A match inside one text is also a match at the same
+place in its channel: RE2 has no lookaround, ``\\b`` and ``\\B`` read NUL exactly as
+they read the start or end of a text (a non-word character), and ``^ $ \\A \\z`` --
+the only assertions that differ -- are replaced by an empty group, which can only make a
+pattern match more. A match that spans a NUL, or sits in a text the scrubber does not
+mask (bytes that are not UTF-8), costs a full scrub, never a missed mask. Everything the
+check cannot vouch for (JSON bodies, a body ``scan`` refuses) takes the full path.
+``tests/scrub/test_triage.py`` compares the two paths.
 
 Forwarded as it came: the native walk also checks the body is exactly what the decoder
-accepts -- every field known, with a wire type the decoder takes for it, valid UTF-8 in
-strings, whole varints and packed runs, no two members of one oneof -- and counts its
-items. Any field this OTLP version does not know makes it refuse (the full path then
-discards such fields), so nothing unscanned leaves. The decoded batch is made only if a
-forwarder needs another encoding (``codec.Batch.verbatim``).
+accepts and an encoder writes -- every field known, with a wire type the decoder takes
+for it, valid UTF-8 in strings, whole minimal varints and packed runs, no singular field
+twice, no two members of one oneof -- and counts its items. Any field this OTLP version
+does not know makes it refuse (the full path then discards such fields), so nothing
+unscanned leaves, and no bytes the decoder reads differently from how they look (the
+last of two span names, a merge of two status messages) leave either. The decoded batch
+is made only if a forwarder needs another encoding (``codec.Batch.verbatim``).
 """
 
 from __future__ import annotations
@@ -39,24 +61,32 @@ import re2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from redact_proxy_native import Schema, scan
 
-from redact_proxy.policy import CompiledPolicy
-from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP
+from redact_proxy.fields import FIELDS, Treatment
+from redact_proxy.policy import CompiledPolicy, Level
+from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP, OP_REMOVE, OP_REPLACE
 from redact_proxy.policy.schema import LEVELS_OF, compile_regex
 from redact_proxy.signals import ALL, Signal
 
-# Field kinds and flags of the native schema (native/src/lib.rs).
-_PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR = range(5)
-_ITEM, _UTF8 = 1, 2
+# Field kinds and flags of the native schema (native/src/walk.rs).
+_PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT = range(6)
+_ITEM, _UTF8, _REPEATED, _NESTED, _NUL_FREE = 1, 2, 4, 8, 16
 
-_KEYS = {("opentelemetry.proto.common.v1.KeyValue", "key")}
-_TEXTS = {
-    ("opentelemetry.proto.common.v1.AnyValue", "string_value"),
-    ("opentelemetry.proto.trace.v1.Span", "name"),
-    ("opentelemetry.proto.trace.v1.Span.Event", "name"),
-    ("opentelemetry.proto.logs.v1.LogRecord", "event_name"),
-}
-# The AnyValue kinds a drop condition reads as text besides strings (attributes.text_of).
-_SCALARS = {("opentelemetry.proto.common.v1.AnyValue", f) for f in ("bool_value", "int_value", "double_value")}
+VALUES = "values"
+# The text channels ``scan`` fills: AnyValue strings, bytes and ints, then one per
+# free-text target, in the order fields.FIELDS first names them.
+CHANNELS: tuple[str, ...] = (VALUES,) + tuple(dict.fromkeys(
+    f.target for f in FIELDS.values() if f.treatment is Treatment.TEXT))
+_CHANNEL = {name: i for i, name in enumerate(CHANNELS)}
+_VALUES = _CHANNEL[VALUES]
+
+_C = "opentelemetry.proto.common.v1"
+# The AnyValue kinds a drop condition reads as text besides strings (attributes.text_of);
+# int_value is also masked by its decimal text (scrub.text.mask_int).
+_INTS = {(f"{_C}.AnyValue", "int_value")}
+_SCALARS = {(f"{_C}.AnyValue", f) for f in ("bool_value", "double_value")}
+# Keys under a key: kvlist values (attributes that are maps, structured log bodies).
+_NESTS = {(f"{_C}.KeyValueList", "values")}
+_KEY_FIELD = (f"{_C}.KeyValue", "key")
 # What the pipeline counts as items (scrub.*.count).
 _ITEMS = {("opentelemetry.proto.trace.v1.ScopeSpans", "spans"),
           ("opentelemetry.proto.logs.v1.ScopeLogs", "log_records")} | {
@@ -68,6 +98,7 @@ _VARINT = {_T.TYPE_INT32, _T.TYPE_INT64, _T.TYPE_UINT32, _T.TYPE_UINT64, _T.TYPE
            _T.TYPE_SINT64, _T.TYPE_BOOL, _T.TYPE_ENUM}
 _FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
 _FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
+_TEXT_TYPES = {_T.TYPE_STRING, _T.TYPE_BYTES}
 
 _REGEX_MEMORY = 64 << 20  # bytes of DFA cache: one big alternation over ~250 KB of text
 
@@ -82,31 +113,50 @@ def _wire(f: FieldDescriptor) -> tuple[int, int]:
     return 1 << 2, 0  # string, bytes, message (groups: none in OTLP, and never accepted)
 
 
+def _roles() -> dict[tuple[str, str], tuple[int, int]]:
+    """(message, field) -> (kind, channel) for every field the walk collects."""
+    roles: dict[tuple[str, str], tuple[int, int]] = {}
+    for pair, field in FIELDS.items():
+        if field.treatment is Treatment.KEY:
+            roles[pair] = (_KEY, 0)
+        elif field.treatment is Treatment.VALUE:
+            roles[pair] = (_TEXT, _VALUES)
+        elif field.treatment is Treatment.TEXT:
+            roles[pair] = (_TEXT, _CHANNEL[field.target])
+        # IDENTIFIER: random ids no rule reads, stepped over
+    roles.update({p: (_INT, _VALUES) for p in _INTS})
+    roles.update({p: (_SCALAR, 0) for p in _SCALARS})
+    return roles
+
+
+_ROLES = _roles()
+
+
+def _expected_type(kind: int, f: FieldDescriptor) -> bool:
+    if kind == _KEY:
+        return f.type == _T.TYPE_STRING
+    if kind == _TEXT:
+        return f.type in _TEXT_TYPES
+    if kind == _INT:
+        return f.type == _T.TYPE_INT64
+    return f.type not in _TEXT_TYPES and f.message_type is None
+
+
 def build_schema(root: Descriptor) -> Schema:
     """The native walk's table for ``root``: every field of every message it can reach,
-    with the wire types the decoder takes for it; key, text, number-or-boolean and item
-    fields by name. Raises LookupError when a named field is missing (an OTLP rename
-    must fail loudly, not turn triage blind)."""
-    order: list[Descriptor] = []
-    index: dict[str, int] = {}
-
-    def visit(d: Descriptor) -> None:
-        if d.full_name not in index:
-            index[d.full_name] = len(order)
-            order.append(d)
-            for f in d.fields:
-                if f.message_type is not None:
-                    visit(f.message_type)
-
-    visit(root)
+    with the wire types the decoder takes for it and whether it may repeat; roles (key,
+    text channel, integer, number-or-boolean, item, nested) from ``fields.FIELDS`` and the
+    names above. Raises LookupError when a named field is missing or of another type (an
+    OTLP rename must fail loudly, not turn triage blind)."""
+    order = _messages(root)
+    index = {d.full_name: i for i, d in enumerate(order)}
     named = {(d.full_name, f.name): f for d in order for f in d.fields}
-    roles = {**{p: _KEY for p in _KEYS}, **{p: _TEXT for p in _TEXTS}, **{p: _SCALAR for p in _SCALARS}}
-    wanted = set(roles) | _ITEMS
+    wanted = set(_ROLES) | _ITEMS | _NESTS
     missing = sorted(".".join(p) for p in wanted if p not in named and p[0] in index)
-    if missing or not any(p in named for p in _KEYS):
+    if missing or _KEY_FIELD not in named:
         raise LookupError(f"OTLP fields not found for triage: {', '.join(missing) or 'KeyValue.key'}")
-    for pair, role in roles.items():
-        if pair in named and (named[pair].type == _T.TYPE_STRING) != (role in (_KEY, _TEXT)):
+    for pair, (kind, _channel) in _ROLES.items():
+        if pair in named and not _expected_type(kind, named[pair]):
             raise LookupError(f"OTLP field {'.'.join(pair)} is not of the type triage expects")
 
     tables = []
@@ -115,16 +165,46 @@ def build_schema(root: Descriptor) -> Schema:
         fields = []
         for f in d.fields:
             pair = (d.full_name, f.name)
-            kind = roles.get(pair, _MESSAGE if f.message_type is not None else _PLAIN)
-            target = index[f.message_type.full_name] if f.message_type is not None else 0
+            kind, target = _ROLES.get(pair, (_PLAIN, 0))
+            if f.message_type is not None:
+                kind, target = _MESSAGE, index[f.message_type.full_name]
             wires, packed = _wire(f)
             oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
-            flags = (_ITEM if pair in _ITEMS else 0) | (_UTF8 if f.type == _T.TYPE_STRING else 0)
+            flags = ((_ITEM if pair in _ITEMS else 0) | (_UTF8 if f.type == _T.TYPE_STRING else 0)
+                     | (_REPEATED if f.is_repeated else 0) | (_NESTED if pair in _NESTS else 0)
+                     | (_NUL_FREE if kind == _TEXT and target != _VALUES else 0))
             fields.append((f.number, kind, target, wires, packed, oneof, flags))
         tables.append(fields)
-    return Schema(tables)
+    return Schema(tables, len(CHANNELS))
 
 
+def _messages(root: Descriptor) -> list[Descriptor]:
+    """Every message reachable from ``root``, root first."""
+    order: list[Descriptor] = []
+    seen: set[str] = set()
+
+    def visit(d: Descriptor) -> None:
+        if d.full_name not in seen:
+            seen.add(d.full_name)
+            order.append(d)
+            for f in d.fields:
+                if f.message_type is not None:
+                    visit(f.message_type)
+
+    visit(root)
+    return order
+
+
+def _check_coverage() -> None:
+    """Every field fields.FIELDS names exists in some export request: a renamed message
+    would otherwise drop out of every schema unnoticed."""
+    named = {(d.full_name, f.name) for s in ALL for d in _messages(s.request.DESCRIPTOR) for f in d.fields}
+    missing = sorted(".".join(p) for p in set(_ROLES) | _ITEMS | _NESTS if p not in named)
+    if missing:
+        raise LookupError(f"OTLP fields not found for triage: {', '.join(missing)}")
+
+
+_check_coverage()
 SCHEMAS: dict[str, Schema] = {s.name: build_schema(s.request.DESCRIPTOR) for s in ALL}
 
 
@@ -178,23 +258,26 @@ class Triage:
     def __init__(self, policy: CompiledPolicy):
         self.policy = policy
         self._touches: dict[str, dict[bytes, bool]] = {s.name: {} for s in ALL}
-        self._masks = {s.name: _mask_regex(policy, s.name) for s in ALL}
-        self._drops = {s.name: _drop_regexes(policy, s.name) for s in ALL}
+        regexes: dict = {}  # the same masks on many fields: one compiled alternation
+        self._checks = {s.name: _Checks(policy, s.name, regexes) for s in ALL}
 
     def untouched(self, signal: Signal, body: bytes) -> int | None:
         """The number of items in the protobuf ``body`` of ``signal`` when it can be
         forwarded as it is: the decoder would accept it, with no field it does not know,
         and scrubbing it would change nothing. None: not proven, decode and scrub it."""
         name = signal.name
-        regex = self._masks[name]
-        if regex is False:
+        checks = self._checks[name]
+        if checks.never:
             return None
         found = scan(body, SCHEMAS[name])
         if found is None:
             return None
-        keys, scalar_keys, texts, items = found
+        keys, scalar_keys, texts, items, nested = found
+        if nested and not checks.nested_ok:
+            return None
+        values = texts[_VALUES]
         memo = self._touches[name]
-        drops = self._drops[name]
+        drops = checks.drops
         for key in keys:
             touched = memo.get(key)
             if touched is None:
@@ -207,18 +290,111 @@ class Triage:
             drop = drops.get(key)
             if drop is not None:
                 finds, reads_scalars = drop
-                if (reads_scalars and key in scalar_keys) or finds.search(texts) is not None:
+                if (reads_scalars and key in scalar_keys) or finds.search(values) is not None:
                     return None
-        if regex is not None and regex.search(texts) is not None:
+        if checks.keys is not None and checks.keys.search(b"\x00" + b"\x00".join(keys) + b"\x00") is not None:
             return None
+        if checks.values is not None and checks.values.search(values) is not None:
+            return None
+        for channel, regex, text_rules, judged in checks.channels:
+            joined = texts[channel]
+            if len(joined) == 1:
+                continue  # no text in this field anywhere in the batch
+            if regex is not None and regex.search(joined) is not None:
+                return None
+            if text_rules and _rule_touches(text_rules, judged, joined, any(k in keys for k in _DB_SYSTEM_KEYS)):
+                return None
         return items
 
     def _key_touched(self, signal: str, raw: bytes) -> bool:
         key = raw.decode("utf-8")  # scan returns no body with invalid UTF-8 in a string
         for level in LEVELS_OF[signal]:
-            decider = self.policy.decider(signal, level)
-            if decider.decide(key).op != OP_KEEP or decider.decide_nested(key).op != OP_KEEP:
+            d = self.policy.decider(signal, level).decide(key)
+            if d.op != OP_KEEP or d.new_key is not None:
                 return True
+        return False
+
+
+# The keys a statement sanitizer reads an item's dialect from (attributes.system_of).
+_DB_SYSTEM_KEYS = (b"db.system.name", b"db.system")
+
+
+def _rule_touches(rules, memo: dict[tuple[bytes, bool], bool], joined: bytes, db_systems: bool) -> bool:
+    """Whether a whole-field rule would change one of the texts of a NUL_FREE channel;
+    ``db_systems``: whether any key of the batch (at any depth: more than the items' own
+    attributes the scrubber reads) names a database system."""
+    for text in set(joined[1:-1].split(b"\x00")):
+        memo_key = (text, db_systems)
+        touched = memo.get(memo_key)
+        if touched is None:
+            decoded = text.decode("utf-8")  # a free-text field is a `string`: scan checked it
+            touched = any(ops.rule_touches(decoded, db_systems) for ops in rules)
+            if len(memo) >= DECISION_CACHE_LIMIT:
+                memo.clear()
+            memo[memo_key] = touched
+        if touched:
+            return True
+    return False
+
+
+# Python's str.isspace, the whitespace ``scrub.attributes.scrub_string`` strips before
+# it looks for JSON (tests/scrub/test_triage.py checks the two agree).
+JSON_SPACE = (r"\t\n\x0b\x0c\r\x1c-\x20\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+              r"\x{202f}\x{205f}\x{3000}")
+# A value text the scrubber would parse as JSON (and so meet keys inside).
+_JSON_TEXT = rf"\x00[{JSON_SPACE}]*[{{\[]"
+
+
+class _Checks:
+    """What ``Triage.untouched`` tests for one signal, derived from the policy once."""
+
+    __slots__ = ("never", "nested_ok", "drops", "keys", "values", "channels")
+
+    def __init__(self, policy: CompiledPolicy, signal: str, regexes: dict):
+        deciders = [policy.decider(signal, level) for level in LEVELS_OF[signal]]
+        texts = {(level, target): ops for (sig, level, target), ops in policy.texts.items() if sig == signal}
+        body = texts.get((Level.LOG, "log_body"))
+        self.never = body is not None and body.rule is not None and body.rule.op in (OP_REMOVE, OP_REPLACE)
+        key_masks = [m for d in deciders for m in d.key_masks]
+        value_masks = [m for d in deciders for _filter, m in d.masks] + list(body.masks if body else ())
+        self.nested_ok = not any(d.has_key_rules or d.key_masks for d in deciders)
+        self.drops = _drop_regexes(policy, signal)
+        self.keys = _alternation(regexes, key_masks)
+        # JSON text meets the key rules and masks; with neither it is scrubbed to itself.
+        json = any(d.has_key_rules or d.key_masks or d.masks for d in deciders) or bool(value_masks)
+        self.values = _alternation(regexes, value_masks, (_JSON_TEXT,) if json else ())
+        channels = []
+        for target in CHANNELS[1:]:
+            ops = [o for (_level, t), o in texts.items() if t == target]
+            rules = tuple(o for o in ops if o.rule is not None)
+            regex = _alternation(regexes, [m for o in ops for m in o.masks])
+            if rules or regex is not None:
+                channels.append((_CHANNEL[target], regex, rules, {}))
+        self.channels = tuple(channels)
+        if False in (self.keys, self.values) or any(c[1] is False for c in channels):
+            self.never = True  # a pattern RE2 will not combine: triage is off for the signal
+
+
+def _alternation(cache: dict, masks, extra: tuple[str, ...] = ()):
+    """The relaxed patterns of ``masks`` (and ``extra``, used as they are) as one RE2
+    alternation, memoised in ``cache`` by rules; None when there is none, False when it
+    will not compile."""
+    unique = {m.rule: m for m in masks}
+    memo_key = (tuple(sorted(unique)), extra)
+    if memo_key not in cache:
+        cache[memo_key] = _compile([relax_anchors(p) for m in unique.values() for p in m.masker.patterns] + list(extra))
+    return cache[memo_key]
+
+
+def _compile(patterns: list[str]):
+    if not patterns:
+        return None
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = _REGEX_MEMORY
+    try:
+        return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
+    except re2.error:
         return False
 
 
@@ -229,9 +405,9 @@ _SCALAR_TEXT = re2.compile(r"-?(?:[0-9][0-9.e+\-]*|inf|nan)|true|false")
 
 
 def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[object, bool]]:
-    """Per key a drop rule tests: a regex that finds a whole text (between two NULs) one
-    of those rules would match, and whether a number or boolean under that key could
-    match too."""
+    """Per key a drop rule tests: a regex that finds a whole text (between two NULs) of
+    the values channel one of those rules would match, and whether a number or boolean
+    under that key could match too."""
     alternatives: dict[bytes, list[str]] = {}
     reads_scalars: dict[bytes, bool] = {}
     for key, rules in policy.drops[signal].items():
@@ -253,24 +429,3 @@ def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[obje
             regex = compile_regex("")  # matches everywhere: never vouch for this key
         drops[k] = (regex, reads_scalars.get(k, False))
     return drops
-
-
-def _mask_regex(policy: CompiledPolicy, signal: str):
-    """Every mask pattern that can run on ``signal``, relaxed, as one RE2 alternation;
-    None when there is none, False when it will not compile (triage is then off)."""
-    masks = {}
-    for (sig, _target), found in policy.name_masks.items():
-        if sig == signal:
-            masks.update((m.rule, m) for m in found)
-    for level in LEVELS_OF[signal]:
-        masks.update((m.rule, m) for _filter, m in policy.decider(signal, level).masks)
-    patterns = [relax_anchors(p) for m in masks.values() for p in m.masker.patterns]
-    if not patterns:
-        return None
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = _REGEX_MEMORY
-    try:
-        return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
-    except re2.error:
-        return False

@@ -482,6 +482,9 @@ def test_everything_else_survives(run):
     for r in run.received:
         arrived.update(summary(r.signal, r.message))
     missing, extra = sent - arrived, arrived - sent
+    # A span name that was a raw URL or statement arrives sanitized, and so plain
+    # ("GET /users/{id}/orders"): a new plain name, not lost context.
+    extra = collections.Counter({f: n for f, n in extra.items() if f[1] != "span name"})
     if missing or extra:
         pytest.fail("non-personal context changed on the way:\n" + "\n".join(
             [f"  missing {n}x {fact}" for fact, n in sorted(missing.items(), key=repr)]

@@ -161,9 +161,6 @@ class _Lazy:
         return self.value
 
 
-_JSON_START = ("{", "[")
-
-
 def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, inherited, system) -> None:
     # The hot loop: most attributes are kept, so that path is one memo lookup and, when
     # key rules or masks exist, one look at the value's kind (no call per attribute).
@@ -171,7 +168,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
     # this kvlist is. ``inherited``: the masks of the attribute this kvlist sits under.
     # ``system``: a _Lazy (top level) or the db system already looked up.
     doomed = None
-    descend = decider.has_key_rules
+    descend = decider.has_key_rules or bool(decider.key_masks)  # nested keys are data too
     top = parent is None
     memo = decider.top
     for i, kv in enumerate(kvs):
@@ -194,7 +191,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
                 value = kv.value
                 kind = value.WhichOneof("value")
                 if kind == "kvlist_value" or kind == "array_value" or (
-                    kind == "string_value" and (masks or value.string_value[:1] in _JSON_START)
+                    kind == "string_value" and (masks or jsontext.looks_like(value.string_value))
                 ) or (masks and (kind == "bytes_value" or kind == "int_value")):
                     _value(value, kind, decider, key if top else join(parent, key), tally, hasher, masks,
                            system.get() if top else system)
@@ -266,7 +263,7 @@ def _value(value: AnyValue, kind: str | None, decider: Decider, path: str, tally
 def scrub_string(text: str, decider: Decider, path: str, tally: Tally, hasher, masks, system) -> str | None:
     """A kept string at ``path``: JSON text is scrubbed as structured data under the key
     rules and masks; any other text (or JSON over the limits) is masked as text."""
-    if text[:1] in _JSON_START or (text[:1].isspace() and text.lstrip()[:1] in _JSON_START):
+    if jsontext.looks_like(text):
         out = jsontext.scrub(text, decider, path, tally, hasher, masks, system)
         if out is not jsontext.NOT_JSON:
             return out

@@ -28,6 +28,12 @@ NOT_JSON = object()
 _START = ("{", "[")
 
 
+def looks_like(text: str) -> bool:
+    """Whether ``text`` may be a JSON object or array: its first non-blank character."""
+    head = text[:1]
+    return head in _START or (head.isspace() and text.lstrip()[:1] in _START)
+
+
 class _Object(list):
     """A JSON object as its [key, value] members, in order, duplicates kept."""
 
@@ -121,7 +127,7 @@ class _Walk:
         if isinstance(value, list):
             return value, self.container(value, path, masks, depth)
         if isinstance(value, str):
-            if value[:1] in _START or (value[:1].isspace() and value.lstrip()[:1] in _START):
+            if looks_like(value):
                 out = scrub(value, self.decider, path, self.tally, self.hasher, masks, self.system, depth + 1)
                 if out is not NOT_JSON:
                     return (out, True) if out is not None else (value, False)
