@@ -399,3 +399,249 @@ def test_json_is_always_re_encoded():
     assert json.loads(out) == LOGS_JSON
     pb = batch.to_bytes(Format.PROTOBUF)
     assert ExportLogsServiceRequest.FromString(pb) == batch.message
+
+
+# --- hostile compression: many members, linear work ---------------------------------------
+
+
+_DECOMPRESSOBJ = zlib.decompressobj
+
+
+class _CountingInflater:
+    """zlib.decompressobj, counting the bytes it is fed and hands back: the work of
+    one decompression, measured without a clock."""
+
+    fed = 0
+
+    def __init__(self, wbits):
+        self._d = _DECOMPRESSOBJ(wbits)
+
+    def decompress(self, data, max_length=0):
+        _CountingInflater.fed += len(data)
+        return self._d.decompress(data, max_length)
+
+    def __getattr__(self, name):
+        value = getattr(self._d, name)
+        if name == "unused_data":
+            _CountingInflater.fed += len(value)
+        return value
+
+
+@pytest.mark.parametrize("member", [gzip_module.compress(b""), gzip_module.compress(b"x" * 3000, 1)],
+                         ids=["empty-members", "small-members"])
+def test_many_gzip_members_cost_work_linear_in_the_body(monkeypatch, member):
+    monkeypatch.setattr(codec.zlib, "decompressobj", _CountingInflater)
+    _CountingInflater.fed = 0
+    body = member * codec.MAX_MEMBERS  # the most members taken
+    out = decompress(body, "gzip", 10 * MiB)
+    assert len(out) == codec.MAX_MEMBERS * len(gzip_module.decompress(member))
+    # Each member is fed at most twice its size plus the first slice (256 bytes); the
+    # quadratic way (the rest of the body per member) feeds ~500 times the body here.
+    assert _CountingInflater.fed <= 2 * len(body) + 2 * 256 * codec.MAX_MEMBERS
+
+
+@pytest.mark.parametrize("encoding, member", [
+    ("gzip", gzip_module.compress(b"")),
+    ("deflate", zlib.compress(b"")),
+    ("zstd", zstandard.ZstdCompressor().compress(b"")),
+])
+def test_more_members_than_the_cap_are_refused(encoding, member):
+    assert decompress(member * codec.MAX_MEMBERS, encoding, MiB) == b""
+    with pytest.raises(MalformedRequest) as info:
+        decompress(member * 100_000, encoding, MiB)  # ~2 MB of nothing but set-up work
+    unit = "frames" if encoding == "zstd" else "members"
+    assert str(info.value) == f"{encoding} body has more than {codec.MAX_MEMBERS} {unit}"
+
+
+def test_members_after_a_bomb_member_are_not_reached():
+    body = _gzip_bomb() + gzip_module.compress(b"")
+    with pytest.raises(RequestTooLarge):
+        decompress(body, "gzip", MiB)
+
+
+_DATA = bytes(range(256)) * 600 + bytes(300_000) + b"abc" * 50_000
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"write_checksum": True}, {"write_content_size": False}, {"level": 19},
+    {"write_checksum": True, "write_content_size": False},
+], ids=["default", "checksum", "no-content-size", "level-19", "checksum-no-size"])
+def test_zstd_frames_of_every_header_shape_are_read(params):
+    c = zstandard.ZstdCompressor(**params)
+    one_shot = c.compress(_DATA)
+    streamed = c.compressobj()
+    streamed = streamed.compress(_DATA) + streamed.flush()  # several blocks, no content size
+    for body, copies in ((one_shot, 1), (streamed, 1), (one_shot + streamed, 2)):
+        assert decompress(body, "zstd", 10 * MiB) == _DATA * copies
+        for cut in {1, 4, 5, 7, len(body) // 3, len(body) - 1} - {len(one_shot)}:  # not a frame's end
+            with pytest.raises(MalformedRequest):
+                decompress(body[:cut], "zstd", 10 * MiB)
+
+
+def test_zstd_skippable_frames_are_skipped():
+    skippable = (0x184D2A53).to_bytes(4, "little") + (5).to_bytes(4, "little") + SECRET.encode()[:5]
+    c = zstandard.ZstdCompressor()
+    assert decompress(skippable + c.compress(b"x") + skippable, "zstd", 100) == b"x"
+    with pytest.raises(MalformedRequest) as info:
+        decompress(skippable[:-1], "zstd", 100)
+    assert str(info.value) == "truncated zstd body"
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "truncated zstd body"),
+    (zstandard.ZstdCompressor().compress(b"x") + b"\x00", "truncated zstd body"),
+    (zstandard.ZstdCompressor().compress(b"x") + SECRET.encode(), "corrupt zstd body"),
+], ids=["empty", "one-trailing-byte", "trailing-garbage"])
+def test_zstd_bodies_that_are_not_whole_frames(body, message):
+    with pytest.raises(MalformedRequest) as info:
+        decompress(body, "zstd", MiB)
+    assert str(info.value) == message
+
+
+# --- gRPC messages decompressed by the codec ----------------------------------------------
+
+
+def test_grpc_messages_are_told_apart_by_their_first_bytes():
+    raw = ExportTraceServiceRequest.FromString(
+        encode(decode(TRACES, json.dumps(TRACES_JSON).encode(), Format.JSON), Format.PROTOBUF)).SerializeToString()
+    assert codec.decompress_grpc(raw, MiB) is raw
+    assert codec.decompress_grpc(gzip_module.compress(raw), MiB) == raw
+    assert codec.decompress_grpc(zlib.compress(raw), MiB) == raw  # gRPC "deflate"
+    assert codec.decompress_grpc(b"", MiB) == b""
+    with pytest.raises(RequestTooLarge):
+        codec.decompress_grpc(raw, len(raw) - 1)
+
+
+@pytest.mark.parametrize("signal", [TRACES, METRICS, LOGS], ids=lambda s: s.name)
+def test_no_export_request_starts_like_a_compressed_stream(signal):
+    # Each root field of an export request is length-delimited, numbered below 15.
+    for field in signal.request.DESCRIPTOR.fields:
+        tag = field.number << 3 | 2
+        assert tag < 0x78 and tag != 0x1F
+
+
+@pytest.mark.parametrize("message, error, text", [
+    (_gzip_bomb(), RequestTooLarge, f"decompressed body exceeds --max-request-bytes ({MiB})"),
+    (b"\x1f\x8b" + SECRET.encode(), MalformedRequest, "corrupt gzip body"),
+    (gzip_module.compress(PAYLOAD)[:-4], MalformedRequest, "truncated gzip body"),
+    (zlib.compress(PAYLOAD)[:-4], MalformedRequest, "truncated deflate body"),
+], ids=["64-member-bomb", "corrupt", "truncated-gzip", "truncated-deflate"])
+def test_grpc_compression_errors_are_request_errors(message, error, text):
+    with pytest.raises(error) as info:
+        codec.decompress_grpc(message, MiB)
+    assert type(info.value) is error
+    assert str(info.value) == text
+
+
+# --- OTLP-JSON of the wrong shape ---------------------------------------------------------
+
+
+def _span(**fields) -> dict:
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]}
+
+
+def _attr(value) -> dict:
+    return _span(attributes=[{"key": "k", "value": value}])
+
+
+WRONG_JSON_TYPES = [
+    ({"resourceSpans": [{"resource": SECRET}]}, "ResourceSpans.resource must be an object"),
+    ({"resourceSpans": [{"resource": [{"attributes": []}]}]}, "ResourceSpans.resource must be an object"),
+    ({"resourceSpans": [{"resource": 5}]}, "ResourceSpans.resource must be an object"),
+    ({"resourceSpans": {"resource": {}}}, "ExportTraceServiceRequest.resource_spans must be an array of objects"),
+    ({"resourceSpans": [SECRET]}, "ExportTraceServiceRequest.resource_spans must be an array of objects"),
+    ({"resource_spans": [{"scope_spans": {}}]}, "ResourceSpans.scope_spans must be an array of objects"),
+    ({"resourceSpans": [{"scopeSpans": [{"scope": SECRET}]}]}, "ScopeSpans.scope must be an object"),
+    (_span(status=SECRET), "Span.status must be an object"),
+    (_span(events=SECRET), "Span.events must be an array of objects"),
+    (_span(links=[None]), "Span.links must be an array of objects"),
+    (_span(kind=SECRET), "Span.kind must be an enum number"),
+    (_span(kind=1.5), "Span.kind must be an enum number"),
+    (_span(kind=True), "Span.kind must be an enum number"),
+    (_span(status={"code": SECRET}), "Status.code must be an enum number"),
+    (_attr(SECRET), "KeyValue.value must be an object"),
+    (_attr({"kvlistValue": [SECRET]}), "AnyValue.kvlist_value must be an object"),
+    (_attr({"arrayValue": {"values": {"stringValue": SECRET}}}), "ArrayValue.values must be an array of objects"),
+]
+
+
+@pytest.mark.parametrize("tree, problem", WRONG_JSON_TYPES, ids=[
+    "resource-string", "resource-array", "resource-number", "resource-spans-object",
+    "resource-spans-of-strings", "scope-spans-object", "scope-string", "status-string",
+    "events-string", "link-null", "kind-unknown-name", "kind-fraction", "kind-bool",
+    "status-code-unknown", "value-string", "kvlist-array", "array-values-object"])
+def test_json_of_the_wrong_shape_is_refused_with_fixed_text(tree, problem):
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, json.dumps(tree).encode(), Format.JSON)
+    assert str(info.value) == f"body is not valid OTLP-JSON: {problem}"
+
+
+@pytest.mark.parametrize("tree", [
+    _span(name=5), _span(name={"x": SECRET}), _span(startTimeUnixNano={}), _span(startTimeUnixNano=1.5),
+    _span(droppedAttributesCount=-1), _span(flags=SECRET), _span(traceState=[SECRET]),
+    _attr({"intValue": [SECRET]}), _attr({"boolValue": "true"}), _attr({"doubleValue": SECRET}),
+    _attr({"stringValue": 5}), _span(attributes=[{"key": 5, "value": {"stringValue": SECRET}}]),
+    _span(traceId=5),
+], ids=["name-number", "name-object", "time-object", "time-fraction", "count-negative", "flags-string",
+        "trace-state-array", "int-array", "bool-string", "double-string", "string-number", "key-number",
+        "id-number"])
+def test_json_scalars_of_the_wrong_type_are_refused(tree):
+    with pytest.raises(MalformedRequest) as info:
+        decode(TRACES, json.dumps(tree).encode(), Format.JSON)
+    assert str(info.value) == "body is not valid OTLP-JSON for ExportTraceServiceRequest"
+
+
+def test_json_null_enum_names_and_unknown_members_still_pass():
+    tree = _span(kind="SPAN_KIND_SERVER", status={"code": 2}, traceId="", spanId=None)
+    tree["resourceSpans"][0]["resource"] = None
+    tree["resourceSpans"][0]["futureMember"] = SECRET  # unknown: ignored, never entered
+    span = decode(TRACES, json.dumps(tree).encode(), Format.JSON).resource_spans[0].scope_spans[0].spans[0]
+    assert (span.kind, span.status.code, span.trace_id) == (2, 2, b"")
+
+
+@pytest.mark.parametrize("signal, tree, member", [
+    (TRACES, _span(traceId="ab" * 15), "trace"), (TRACES, _span(traceId="ab" * 17), "trace"),
+    (TRACES, _span(spanId="ab" * 16), "span"), (TRACES, _span(parentSpanId="ab"), "span"),
+    (TRACES, _span(links=[{"traceId": "ab" * 8}]), "trace"), (TRACES, _span(links=[{"spanId": "ab" * 9}]), "span"),
+    (LOGS, {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "ab"}]}]}]}, "trace"),
+    (LOGS, {"resource_logs": [{"scope_logs": [{"log_records": [{"span_id": "ab" * 4}]}]}]}, "span"),
+    (METRICS, {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"gauge": {"dataPoints": [
+        {"exemplars": [{"traceId": "ab" * 8}]}]}}]}]}]}, "trace"),
+], ids=["span-trace-15", "span-trace-17", "span-id-16", "parent-1", "link-trace-8", "link-span-9",
+        "log-trace-1", "log-span-4", "exemplar-trace-8"])
+def test_json_ids_of_the_wrong_length_are_refused(signal, tree, member):
+    with pytest.raises(MalformedRequest) as info:
+        decode(signal, json.dumps(tree).encode(), Format.JSON)
+    length = 16 if member == "trace" else 8
+    assert str(info.value) == f"a {member} id is neither {length} bytes nor empty"
+
+
+@pytest.mark.parametrize("signal, tree, other", [
+    (TRACES, LOGS_JSON, "logs"), (TRACES, METRICS_JSON, "metrics"), (LOGS, TRACES_JSON, "traces"),
+    (METRICS, LOGS_JSON, "logs"), (LOGS, {"resource_metrics": []}, "metrics"),
+], ids=["logs-to-traces", "metrics-to-traces", "traces-to-logs", "logs-to-metrics", "snake-case"])
+def test_json_for_another_signal_is_refused(signal, tree, other):
+    # ParseDict alone would ignore the unknown root member and read an empty request.
+    with pytest.raises(MalformedRequest) as info:
+        decode(signal, json.dumps(tree).encode(), Format.JSON)
+    assert str(info.value) == f"OTLP-JSON body is an export request for {other}, not for this endpoint"
+
+
+def test_json_ids_are_converted_only_where_the_schema_has_them():
+    # An unknown member named like an id is not entered (and not converted), and an
+    # attribute's kvlist key named traceId is data.
+    tree = json.loads(json.dumps(TRACES_JSON))
+    tree["resourceSpans"][0]["future"] = {"traceId": SECRET}
+    msg = decode(TRACES, json.dumps(tree).encode(), Format.JSON)
+    assert json.loads(encode(msg, Format.JSON)) == TRACES_JSON
+
+
+def test_zstd_bodies_of_countless_empty_blocks_are_refused():
+    # One frame of empty raw blocks (3 bytes each), then the last one: valid zstd.
+    frame = (0xFD2FB528).to_bytes(4, "little") + b"\x00\x50"  # no checksum, window 1 MiB
+    blocks = (0).to_bytes(3, "little") * (codec._ZSTD_MAX_BLOCKS + 1) + (1).to_bytes(3, "little")
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(frame + blocks[-3000:]) == b""
+    with pytest.raises(MalformedRequest) as info:
+        decompress(frame + blocks, "zstd", MiB)
+    assert str(info.value) == f"zstd body has more than {codec._ZSTD_MAX_BLOCKS} blocks"
+    assert decompress(frame + blocks[-3000:], "zstd", MiB) == b""

@@ -3,13 +3,18 @@
 Strategy: a request body becomes a ``Batch`` (the decoded export request plus the bytes it
 came from) and a ``Batch`` becomes bytes again in whichever encoding the upstream speaks.
 An unchanged batch is sent as its original bytes; a changed one is encoded once per
-encoding asked for.
+encoding asked for. A ``Batch`` only exists for a body the collector would accept: what
+its pdata refuses (ids of the wrong length, a wire type a field does not take, OTLP-JSON
+of the wrong shape or for another signal) is MalformedRequest, never a quiet drop.
 
 Limits: decompression is incremental with a ceiling of ``limit + 1`` output bytes, so a
-decompression bomb costs at most ``limit`` bytes of memory before it is refused. OTLP-JSON
-is the protobuf JSON mapping with one exception the OTLP spec makes: trace and span ids are
-hex, not base64 (opentelemetry-proto docs/specification.md, "JSON Protobuf Encoding").
-Error messages name the problem, never the content.
+decompression bomb costs at most ``limit`` bytes of memory before it is refused, and
+linear in the body's size: no member's tail is copied per member, and more than
+MAX_MEMBERS gzip members or zstd frames are refused. It is plain CPU work the receivers
+run off the event loop. OTLP-JSON is the protobuf JSON mapping with one exception the
+OTLP spec makes: trace and span ids are hex, not base64 (opentelemetry-proto
+docs/specification.md, "JSON Protobuf Encoding"). Error messages name the problem, never
+the content.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import zlib
 
 import zstandard
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
+from redact_proxy import validate
 from redact_proxy.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
-from redact_proxy.signals import Signal
+from redact_proxy.signals import ALL, Signal
+from redact_proxy.validate import ID_LENGTHS, Wire
 
 
 class Format(enum.Enum):
@@ -54,9 +62,23 @@ def format_for(content_type: str | None) -> Format:
 _CHUNK = 64 * 1024
 SUPPORTED_ENCODINGS = ("gzip", "deflate", "zstd", "identity")
 
+# gzip members / zstd frames per body. Real clients send one; each member costs a
+# decompressor set-up whatever its size, so a body of empty members (20 bytes each) is all
+# set-up and no output. The cap keeps such a body's cost to a few milliseconds.
+MAX_MEMBERS = 1024
+# First input slice fed for a member, doubled up to _CHUNK while the member lasts. The
+# decompressor copies what it was fed past the member's end (``unused_data``), so that
+# copy is at most twice the member's own compressed size (or this much): linear overall.
+_FIRST_FEED = 256
+
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo one Content-Encoding, refusing output larger than ``limit`` bytes."""
+    """Undo one Content-Encoding, refusing output larger than ``limit`` bytes.
+
+    CPU-bound and linear in ``len(body)`` plus the output (at most ``limit``): a receiver
+    runs it off the event loop for any body that is not small. Raises RequestTooLarge,
+    MalformedRequest (corrupt, truncated, more than MAX_MEMBERS members) or
+    UnsupportedMediaType."""
     enc = (encoding or "identity").strip().lower()
     if enc in ("", "identity"):
         if len(body) > limit:
@@ -75,51 +97,123 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     )
 
 
+def decompress_grpc(message: bytes, limit: int) -> bytes:
+    """A gRPC request message as the receiver got it with grpc's own decompression off
+    (``grpc.per_message_decompression`` 0), decompressed here so that a bomb is
+    RequestTooLarge and a corrupt stream MalformedRequest, as SPEC section 5 asks (grpc's
+    C core answers both INTERNAL, and refuses several gzip members outright).
+
+    grpc does not show the handler the message's compressed flag or grpc-encoding, so
+    the format is read from the first bytes: a gzip magic, or a zlib header (gRPC
+    "deflate"). Neither can start an OTLP export request: 0x1f is a tag of wire type 7,
+    which does not exist, and 0x78 is field 15, which no export request has."""
+    if message[:2] == b"\x1f\x8b":
+        return _inflate(message, zlib.MAX_WBITS | 16, limit, "gzip")
+    if len(message) >= 2 and message[0] == 0x78 and (message[0] << 8 | message[1]) % 31 == 0:
+        return _inflate(message, zlib.MAX_WBITS, limit, "deflate")
+    if len(message) > limit:
+        raise RequestTooLarge(f"request body exceeds --max-request-bytes ({limit})")
+    return message
+
+
+def _too_many(name: str) -> MalformedRequest:
+    unit = "frames" if name == "zstd" else "members"
+    return MalformedRequest(f"{name} body has more than {MAX_MEMBERS} {unit}")
+
+
 def _inflate(body: bytes, wbits: int, limit: int, name: str) -> bytes:
+    view = memoryview(body)
+    end = len(view)
     out = bytearray()
-    data = body
+    pos = 0
     try:
-        while True:  # one round per gzip member (RFC 1952 allows several)
+        for _member in range(MAX_MEMBERS):  # RFC 1952 allows several members
             d = zlib.decompressobj(wbits)
-            while data:
-                out += d.decompress(data, limit + 1 - len(out))
+            feed = _FIRST_FEED
+            while not d.eof:
+                if pos >= end:
+                    raise MalformedRequest(f"truncated {name} body")
+                piece = view[pos:pos + feed]
+                # The ceiling is never 0 (which would mean none): out is <= limit here.
+                out += d.decompress(piece, limit + 1 - len(out))
                 if len(out) > limit:
                     raise RequestTooLarge(
                         f"decompressed body exceeds --max-request-bytes ({limit})"
                     )
-                data = d.unconsumed_tail
-            if not d.eof:
-                raise MalformedRequest(f"truncated {name} body")
-            data = d.unused_data
-            if not data:
+                # Below the ceiling zlib takes all it was fed; past the member's end it
+                # hands back the rest (at most ``feed`` bytes) as unused_data.
+                pos += len(piece) - (len(d.unused_data) if d.eof else 0)
+                feed = min(feed * 2, _CHUNK)
+            if pos >= end:
                 return bytes(out)
+        raise _too_many(name)
     except zlib.error as exc:
         raise MalformedRequest(f"corrupt {name} body") from exc
 
 
-def _unzstd(body: bytes, limit: int) -> bytes:
-    try:
-        # Pass 1, bounded: how much does it inflate to? (stops at limit + 1 bytes)
-        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-        size = 0
-        while size <= limit:
-            chunk = reader.read(min(_CHUNK, limit + 1 - size))
-            if not chunk:
-                break
-            size += len(chunk)
+_ZSTD_MAGIC = 0xFD2FB528
+_ZSTD_SKIPPABLE = 0x184D2A50  # 0x184D2A50..5F: skippable frames (RFC 8878 3.1.2)
+_ZSTD_DICT_ID_BYTES = (0, 1, 2, 4)
+_ZSTD_FCS_BYTES = (0, 2, 4, 8)  # FCS flag 0 with Single_Segment set: 1 byte
+# Blocks in a body, all frames together. An encoder's blocks hold up to 128 KiB each (a
+# streaming one flushing often, less): this is gigabytes of them. Empty blocks, 3 bytes
+# each, would otherwise make the header walk a second per couple of megabytes.
+_ZSTD_MAX_BLOCKS = 65536
+
+
+def _zstd_frames_end(view: memoryview) -> None:
+    """Walk the frame and block headers of a zstd body (RFC 8878 3.1) without
+    decompressing: MalformedRequest unless it is whole frames, at most MAX_MEMBERS of
+    them. What this proves the decoder cannot tell us: the stream reader returns the
+    prefix it could decode from a cut frame without an error."""
+    pos, end = 0, len(view)
+    blocks = 0
+    for _frame in range(MAX_MEMBERS):
+        if end - pos < 8:
+            raise MalformedRequest("truncated zstd body")
+        magic = int.from_bytes(view[pos:pos + 4], "little")
+        if magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE:
+            pos += 8 + int.from_bytes(view[pos + 4:pos + 8], "little")
+        elif magic == _ZSTD_MAGIC:
+            fhd = view[pos + 4]
+            single_segment = fhd >> 5 & 1
+            fcs = _ZSTD_FCS_BYTES[fhd >> 6] or single_segment
+            pos += 5 + (1 - single_segment) + _ZSTD_DICT_ID_BYTES[fhd & 3] + fcs
+            last = 0
+            while not last:
+                if end - pos < 3:
+                    raise MalformedRequest("truncated zstd body")
+                header = int.from_bytes(view[pos:pos + 3], "little")
+                last, kind, size = header & 1, header >> 1 & 3, header >> 3
+                if kind == 3:
+                    raise MalformedRequest("corrupt zstd body")
+                blocks += 1
+                if blocks > _ZSTD_MAX_BLOCKS:
+                    raise MalformedRequest(f"zstd body has more than {_ZSTD_MAX_BLOCKS} blocks")
+                pos += 3 + (1 if kind == 1 else size)  # RLE blocks carry one byte
+            pos += 4 * (fhd >> 2 & 1)  # content checksum
         else:
-            raise RequestTooLarge(f"decompressed body exceeds --max-request-bytes ({limit})")
-        # Pass 2, known to fit: frame by frame, so a cut frame is an error (the stream
-        # reader silently returns the prefix it could decode).
-        out = bytearray()
-        data = body
-        while data:
-            d = zstandard.ZstdDecompressor().decompressobj()
-            out += d.decompress(data)
-            if not d.eof:
-                raise MalformedRequest("truncated zstd body")
-            data = d.unused_data
-        return bytes(out)
+            raise MalformedRequest("corrupt zstd body")
+        if pos > end:
+            raise MalformedRequest("truncated zstd body")
+        if pos == end:
+            return
+    raise _too_many("zstd")
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
+    _zstd_frames_end(memoryview(body))
+    out = bytearray()
+    try:
+        # Whole frames, known from their headers: one streaming pass with a bounded read.
+        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+        while True:
+            chunk = reader.read(min(_CHUNK, limit + 1 - len(out)))
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > limit:
+                raise RequestTooLarge(f"decompressed body exceeds --max-request-bytes ({limit})")
     except zstandard.ZstdError as exc:
         raise MalformedRequest("corrupt zstd body") from exc
 
@@ -133,9 +227,9 @@ def gzip(data: bytes) -> bytes:
 # --- protobuf and OTLP-JSON -------------------------------------------------------------
 
 # JSON member names (both spellings the protobuf JSON mapping accepts) whose value is a
-# trace or span id. In OTLP these names occur only as fields of Span, Span.Link,
-# LogRecord and Exemplar; attribute keys sit in {"key": ..., "value": ...} objects and
-# are never JSON member names, so a walk over every object is exact.
+# trace or span id, for encoding. In OTLP these names occur only as fields of Span,
+# Span.Link, LogRecord and Exemplar; attribute keys sit in {"key": ..., "value": ...}
+# objects and are never JSON member names, so a walk over every object is exact.
 _ID_MEMBERS = frozenset(
     {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 )
@@ -157,11 +251,113 @@ def _convert_ids(tree: object, convert) -> None:
             stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
-def _hex_to_b64(value: str) -> str:
+# What the JSON walk reads of a message field: a submessage, a list of them, an id, an
+# enum.
+_OBJECT, _OBJECTS, _ID, _ENUM = range(4)
+
+
+class _JsonShape:
+    """Per message type: its members (both spellings) the walk before ParseDict checks."""
+
+    __slots__ = ("name", "members")
+
+    def __init__(self, d: Descriptor):
+        self.name = d.name
+        self.members: dict[str, tuple[int, str, object]] = {}
+        for f in d.fields:
+            length = ID_LENGTHS.get((d.full_name, f.name))
+            if length is not None:
+                spec = (_ID, f.name, length)
+            elif f.message_type is not None:
+                spec = (_OBJECTS if f.is_repeated else _OBJECT, f.name, f.message_type.full_name)
+            elif f.enum_type is not None and not f.is_repeated:
+                spec = (_ENUM, f.name, frozenset(f.enum_type.values_by_name))
+            else:
+                continue  # other scalars and lists: json_format checks their types
+            self.members[f.name] = self.members[f.json_name] = spec
+
+
+def _json_shapes() -> dict[str, _JsonShape]:
+    """Every message type an export request or response can hold, by full name."""
+    shapes: dict[str, _JsonShape] = {}
+    stack = [t.DESCRIPTOR for s in ALL for t in (s.request, s.response)]
+    while stack:
+        d = stack.pop()
+        if d.full_name not in shapes:
+            shapes[d.full_name] = _JsonShape(d)
+            stack.extend(f.message_type for f in d.fields if f.message_type is not None)
+    return shapes
+
+
+_JSON_SHAPES = _json_shapes()
+
+
+def _prepare_json(tree: dict, root: Descriptor) -> None:
+    """Check the object/array shape of an OTLP-JSON tree against the schema and turn
+    its hex ids into the base64 ParseDict reads, iteratively (no recursion limit to trip
+    over on hostile nesting). json_format reads a string or a list where a message
+    belongs as an object whose members are all unknown -- ``"resource": "abc"`` would
+    pass, as an empty resource -- so that is refused here. Unknown members are not
+    entered: ParseDict ignores them, as the OTLP spec asks of receivers."""
+    stack = [(tree, _JSON_SHAPES[root.full_name])]
+    while stack:
+        node, shape = stack.pop()
+        members = shape.members
+        for name, value in node.items():
+            spec = members.get(name)
+            if spec is None or value is None:  # unknown, or null: the field's default
+                continue
+            kind, field, target = spec
+            if kind == _ID:
+                if isinstance(value, str):  # anything else ParseDict refuses
+                    node[name] = _hex_to_b64(value, target)
+            elif kind == _ENUM:
+                # OTLP-JSON enums are integers (names accepted, as pdata does); ParseDict
+                # with ignore_unknown_fields would drop an unknown name and read 1.5 as 1.
+                named = isinstance(value, str) and value in target
+                if isinstance(value, bool) or not (isinstance(value, int) or named):
+                    raise _json_shape_error(shape, field, "an enum number")
+            elif kind == _OBJECT:
+                if not isinstance(value, dict):
+                    raise _json_shape_error(shape, field, "an object")
+                stack.append((value, _JSON_SHAPES[target]))
+            else:
+                if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                    raise _json_shape_error(shape, field, "an array of objects")
+                sub = _JSON_SHAPES[target]
+                stack.extend((v, sub) for v in value)
+
+
+def _json_shape_error(shape: _JsonShape, field: str, expected: str) -> MalformedRequest:
+    return MalformedRequest(f"body is not valid OTLP-JSON: {shape.name}.{field} must be {expected}")
+
+
+def _hex_to_b64(value: str, length: int) -> str:
     try:
-        return base64.b64encode(binascii.unhexlify(value)).decode("ascii")
+        raw = binascii.unhexlify(value)
     except (binascii.Error, ValueError) as exc:
         raise MalformedRequest("trace/span id is not a hex string") from exc
+    if len(raw) not in (0, length):
+        kind = "trace" if length == 16 else "span"
+        raise MalformedRequest(f"a {kind} id is neither {length} bytes nor empty")
+    return base64.b64encode(raw).decode("ascii")
+
+
+# The root members of each signal's export request (both spellings), to tell a request
+# sent to another signal's endpoint: ParseDict would ignore them as unknown members and
+# answer 200 for an empty request.
+_ROOT_MEMBERS = {s.request.DESCRIPTOR.full_name: (s.name, frozenset(
+    n for f in s.request.DESCRIPTOR.fields for n in (f.name, f.json_name))) for s in ALL}
+
+
+def _foreign_signal(tree: dict, full_name: str) -> str | None:
+    ours = _ROOT_MEMBERS.get(full_name)
+    if ours is None:
+        return None
+    for other, names in _ROOT_MEMBERS.values():
+        if other != ours[0] and not names.isdisjoint(tree):
+            return other
+    return None
 
 
 def _b64_to_hex(value: str) -> str:
@@ -198,7 +394,10 @@ def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
         raise MalformedRequest("body is not valid JSON") from exc
     if not isinstance(tree, dict):
         raise MalformedRequest("OTLP-JSON body must be a JSON object")
-    _convert_ids(tree, _hex_to_b64)
+    other = _foreign_signal(tree, msg.DESCRIPTOR.full_name)
+    if other is not None:
+        raise MalformedRequest(f"OTLP-JSON body is an export request for {other}, not for this endpoint")
+    _prepare_json(tree, msg.DESCRIPTOR)
     try:
         # Unknown members are ignored, as the OTLP spec asks of receivers.
         json_format.ParseDict(tree, msg, ignore_unknown_fields=True)
@@ -220,40 +419,55 @@ def encode(msg: Message, fmt: Format) -> bytes:
 
 class Batch:
     """One export request on its way through: the decoded message, and the bytes and
-    format it arrived in. Whoever changes ``message`` calls ``modified()``."""
+    format it arrived in. Whoever changes ``message`` calls ``modified()``.
 
-    __slots__ = ("signal", "_message", "original", "fmt", "changed", "_encoded")
+    A batch is valid by construction: ``from_bytes`` refuses (MalformedRequest) what the
+    collector would refuse (``validate``), and ``verbatim`` is for bodies its caller
+    checked."""
 
-    def __init__(self, signal: Signal, message: Message | None, original: bytes, fmt: Format):
+    __slots__ = ("signal", "_message", "original", "fmt", "changed", "_encoded", "_wire")
+
+    def __init__(self, signal: Signal, message: Message | None, original: bytes, fmt: Format,
+                 wire: Wire = Wire.UNPROVEN):
         self.signal = signal
         self._message = message
         self.original = original
         self.fmt = fmt
         self.changed = False
         self._encoded: dict[Format, bytes] = {}
+        self._wire = wire
 
     @classmethod
     def verbatim(cls, signal: Signal, data: bytes) -> "Batch":
         """A protobuf body proven to be exactly what the decoder accepts, with no unknown
-        field (triage.py): forwarded as these bytes; decoded only if another encoding
-        is asked for."""
-        batch = cls(signal, None, data, Format.PROTOBUF)
+        field (triage.py), and to pass ``validate.check_wire``: forwarded as these
+        bytes; decoded only if another encoding is asked for."""
+        batch = cls(signal, None, data, Format.PROTOBUF, Wire.KNOWN_ONLY)
         batch._encoded[Format.PROTOBUF] = data
         return batch
 
     @property
     def message(self) -> Message:
         if self._message is None:
-            self._message = decode(self.signal, self.original, self.fmt)
-            # Fields this proxy's OTLP version does not know were never scrubbed: they
-            # must not reach upstream (a newer collector could read them as attributes).
-            self._message.DiscardUnknownFields()
+            message = decode(self.signal, self.original, self.fmt)
+            if self.fmt is Format.PROTOBUF and self._wire is not Wire.KNOWN_ONLY:
+                if self._wire is Wire.UNPROVEN:
+                    validate.check_decoded(message)  # reads the unknown fields: before discarding
+                # Fields this proxy's OTLP version does not know were never scrubbed: they
+                # must not reach upstream (a newer collector could read them as attributes).
+                # (OTLP-JSON has none: ParseDict ignores unknown members.)
+                message.DiscardUnknownFields()
+            self._message = message
         return self._message
 
     @classmethod
-    def from_bytes(cls, signal: Signal, data: bytes, fmt: Format) -> "Batch":
-        """Decoded now: a malformed body raises MalformedRequest here."""
-        batch = cls(signal, None, data, fmt)
+    def from_bytes(cls, signal: Signal, data: bytes, fmt: Format, wire: Wire | None = None) -> "Batch":
+        """Decoded now: a malformed body, or one the collector would refuse, raises
+        MalformedRequest here. ``wire``: what ``validate.check_wire`` already said of this
+        protobuf body (it is run here otherwise)."""
+        if fmt is Format.PROTOBUF and wire is None:
+            wire = validate.check_wire(signal, data)
+        batch = cls(signal, None, data, fmt, wire or Wire.UNPROVEN)
         batch.message  # noqa: B018 -- decodes
         return batch
 
