@@ -44,9 +44,9 @@ mod python {
     impl Schema {
         /// `messages[i]` lists `(number, kind, target, wires, packed, oneof, flags)` for
         /// each field of message `i` (kinds PLAIN 0, MESSAGE 1, KEY 2, TEXT 3, SCALAR 4,
-        /// INT 5; flags ITEM 1, UTF8 2, REPEATED 4, NESTED 8, NUL_FREE 16); `target` is the
-        /// message of a MESSAGE field and the text channel (below `channels`) of a TEXT or
-        /// INT field.
+        /// INT 5, BOOL 6; flags ITEM 1, UTF8 2, REPEATED 4, NESTED 8, NUL_FREE 16); `target`
+        /// is the message of a MESSAGE field and the text channel (below `channels`) of a
+        /// TEXT, INT or BOOL field.
         /// Message 0 is where `scan` starts.
         #[new]
         fn new(messages: Vec<Vec<walk::Entry>>, channels: u32) -> PyResult<Self> {

@@ -9,8 +9,9 @@ pub const PLAIN: u8 = 0; // a known field with nothing to collect: checked and s
 pub const MESSAGE: u8 = 1; // a submessage of the schema's message `target`: walked
 pub const KEY: u8 = 2; // an attribute key: collected, once per distinct value
 pub const TEXT: u8 = 3; // a string or bytes a rule reads: appended to text channel `target`
-pub const SCALAR: u8 = 4; // a number or boolean in a value: its attribute's key is collected
-pub const INT: u8 = 5; // an int64 in a value: as SCALAR, and its decimal text to channel `target`
+pub const SCALAR: u8 = 4; // a double in a value: its attribute's key is collected
+pub const INT: u8 = 5; // an int64 in a value: its decimal text to channel `target`
+pub const BOOL: u8 = 6; // a bool in a value: `true` or `false` to channel `target`
 
 /// Entry flags.
 pub const ITEM: u8 = 1; // each occurrence is one item (span, data point, log record)
@@ -88,7 +89,7 @@ impl Schema {
                     MESSAGE => target >= count || wires != LEN,
                     KEY => wires != LEN,
                     TEXT => target >= channels || wires != LEN,
-                    INT => target >= channels || wires != VARINT,
+                    INT | BOOL => target >= channels || wires != VARINT,
                     _ => true,
                 };
                 let bad_packed = !matches!(packed, 0 | 1 | 4 | 8)
@@ -221,8 +222,9 @@ struct Walk<'s, 'a> {
 }
 
 impl<'a> Walk<'_, 'a> {
-    /// Walk one message; Some(true) when it has a SCALAR or INT field itself (a value
-    /// that is a number or boolean), which its parent attribute, if any, records by key.
+    /// Walk one message; Some(true) when it has a SCALAR field itself (a value that is a
+    /// double: ints and bools go to their channel as text), which its parent attribute,
+    /// if any, records by key.
     fn message(&mut self, buf: &'a [u8], msg: usize, depth: u32) -> Option<bool> {
         if depth > MAX_DEPTH {
             return None;
@@ -267,6 +269,10 @@ impl<'a> Walk<'_, 'a> {
                         let channel = &mut self.found.texts[field.target as usize];
                         push_decimal(channel, value as i64); // int64: two's complement
                         channel.push(0);
+                    } else if field.kind == BOOL {
+                        let channel = &mut self.found.texts[field.target as usize];
+                        channel.extend_from_slice(if value != 0 { b"true" } else { b"false" }); // as decoded
+                        channel.push(0);
                     }
                 }
                 1 => pos = advance(buf, pos, 8)?,
@@ -298,7 +304,7 @@ impl<'a> Walk<'_, 'a> {
                     }
                 }
             }
-            scalar |= field.kind == SCALAR || field.kind == INT;
+            scalar |= field.kind == SCALAR;
             if field.flags & ITEM != 0 {
                 self.found.items += 1;
             }
@@ -348,6 +354,7 @@ mod tests {
                     (1, TEXT, 0, LEN, 0, 1, UTF8),
                     (2, SCALAR, 0, VARINT, 0, 1, 0),
                     (3, INT, 0, VARINT, 0, 1, 0),
+                    (4, BOOL, 0, VARINT, 0, 1, 0),
                     (6, MESSAGE, LIST, LEN, 0, 1, 0),
                     (7, TEXT, 0, LEN, 0, 1, 0),
                 ],
@@ -399,17 +406,21 @@ mod tests {
             attr(b"neg", &vint(3, (-42i64) as u64)),
             attr(b"raw", &ld(7, b"\xff\x00b")),
             attr(b"t", &vint(2, 1)),
+            attr(b"yes", &vint(4, 7)),
+            attr(b"no", &vint(4, 0)),
             ld(2, b"span"),
             ld(3, b"t1"),
             ld(3, b"t2"),
         ]
         .concat();
         let found = scan(&body, &s).unwrap();
-        assert_eq!(found.items, 5);
+        assert_eq!(found.items, 7);
         assert!(!found.nested);
-        assert_eq!(sorted(&found.keys), vec![b"a".to_vec(), b"n".to_vec(), b"neg".to_vec(), b"raw".to_vec(), b"t".to_vec()]);
-        assert_eq!(sorted(&found.scalar_keys), vec![b"n".to_vec(), b"neg".to_vec(), b"t".to_vec()]);
-        assert_eq!(found.texts[0], b"\0x@y\x004111111111111111\0-42\0\xff\x00b\0".to_vec());
+        let keys: Vec<Vec<u8>> = [&b"a"[..], b"n", b"neg", b"no", b"raw", b"t", b"yes"].iter().map(|k| k.to_vec()).collect();
+        assert_eq!(sorted(&found.keys), keys);
+        // Only SCALAR values mark their key: ints and bools are in the channel as text.
+        assert_eq!(sorted(&found.scalar_keys), vec![b"t".to_vec()]);
+        assert_eq!(found.texts[0], b"\0x@y\x004111111111111111\0-42\0\xff\x00b\0true\0false\0".to_vec());
         assert_eq!(found.texts[1], b"\0span\0t1\0t2\0".to_vec());
     }
 

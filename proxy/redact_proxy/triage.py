@@ -13,24 +13,24 @@ The batch is *untouched* -- the scrub would change nothing and count nothing -- 
 
 1. every key gets "keep", with its key unchanged (no ``keys`` mask), from the decider of
    every level of the signal (this covers delete, hash, replace, sanitize_*, keep_only
-   and key masks, by asking the deciders themselves), and the relaxed patterns of the
-   ``keys`` masks match nowhere in the NUL-joined keys;
+   and key masks, by asking the deciders themselves: a decision runs the key masks on
+   the key, exactly);
 2. no key sits under another key (``nested`` is False), or the signal has no key rule and
    no key mask at any level: a nested key is decided by its dotted path and the tails of
    it (``Decider.decide_nested``), which the distinct leaf keys cannot tell;
 3. no drop rule can match: its key is absent, or present only with values that are not
    numbers or booleans and no NUL-delimited value text equals one of its values (``in``,
    ``equals``) or matches its pattern whole (``matches``);
-4. in the values channel, no relaxed pattern of an attribute mask (any level) or a
-   log_body mask matches, and, when the signal has any key rule or mask, no text starts
+4. in the values channel, every text in which a relaxed pattern of an attribute mask
+   (any level) or a log_body mask matches is left unchanged by those masks themselves
+   (candidates confirmed: the verifiers, checksums and tables run only on the few texts
+   the alternation finds), and, when the signal has any key rule or mask, no text starts
    (after whitespace, as Python's ``str.isspace`` reads it) with ``{`` or ``[``: the
    scrubber parses such text as JSON and applies the key rules inside it;
-5. in each free-text channel, no relaxed pattern of that target's masks matches, and no
-   whole-field rule (delete, replace, sanitize_*) on the target would change any of its
-   distinct texts (``TextOps.rule_touches``, told whether any key of the batch names a
-   database system, which picks a statement sanitizer's dialect); those channels are
-   NUL_FREE (a NUL inside such a text makes ``scan`` refuse), so they split back into
-   exactly their texts; and
+5. in each free-text channel, the same for that target's masks, and no whole-field rule
+   (delete, replace, sanitize_*) on the target would change any of its distinct texts
+   (``TextOps.rule_touches``, told whether any key of the batch names a database system,
+   which picks a statement sanitizer's dialect); and
 6. for logs, no whole-field rule deletes or replaces the body.
 
 Why 4 and 5 are exact (and 1's key masks and 3 by the same argument): ``Masker.mask``
@@ -40,8 +40,11 @@ on the decimal text the walk writes. A match inside one text is also a match at 
 place in its channel: RE2 has no lookaround, ``\\b`` and ``\\B`` read NUL exactly as
 they read the start or end of a text (a non-word character), and ``^ $ \\A \\z`` --
 the only assertions that differ -- are replaced by an empty group, which can only make a
-pattern match more. A match that spans a NUL, or sits in a text the scrubber does not
-mask (bytes that are not UTF-8), costs a full scrub, never a missed mask. Everything the
+pattern match more. Every channel is NUL_FREE (a NUL inside a text makes ``scan``
+refuse), so a channel splits back into exactly its texts and a candidate names the one
+text to confirm; running all the signal's masks of a channel on it is a superset of what
+the scrubber runs on it (a mask rule's key filter, ``mask_int``'s digit detectors). A
+match that spans a NUL costs a full scrub, never a missed mask. Everything the
 check cannot vouch for (JSON bodies, a body ``scan`` refuses) takes the full path.
 ``tests/scrub/test_triage.py`` compares the two paths.
 
@@ -68,7 +71,7 @@ from redact_proxy.policy.schema import LEVELS_OF, compile_regex
 from redact_proxy.signals import ALL, Signal
 
 # Field kinds and flags of the native schema (native/src/walk.rs).
-_PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT = range(6)
+_PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT, _BOOL = range(7)
 _ITEM, _UTF8, _REPEATED, _NESTED, _NUL_FREE = 1, 2, 4, 8, 16
 
 VALUES = "values"
@@ -80,10 +83,12 @@ _CHANNEL = {name: i for i, name in enumerate(CHANNELS)}
 _VALUES = _CHANNEL[VALUES]
 
 _C = "opentelemetry.proto.common.v1"
-# The AnyValue kinds a drop condition reads as text besides strings (attributes.text_of);
-# int_value is also masked by its decimal text (scrub.text.mask_int).
+# The AnyValue kinds a drop condition reads as text besides strings (attributes.text_of):
+# ints and bools go to the values channel as that text (ints are also masked by it,
+# scrub.text.mask_int); a double only marks its key (its repr is not rebuilt natively).
 _INTS = {(f"{_C}.AnyValue", "int_value")}
-_SCALARS = {(f"{_C}.AnyValue", f) for f in ("bool_value", "double_value")}
+_BOOLS = {(f"{_C}.AnyValue", "bool_value")}
+_SCALARS = {(f"{_C}.AnyValue", "double_value")}
 # Keys under a key: kvlist values (attributes that are maps, structured log bodies).
 _NESTS = {(f"{_C}.KeyValueList", "values")}
 _KEY_FIELD = (f"{_C}.KeyValue", "key")
@@ -125,6 +130,7 @@ def _roles() -> dict[tuple[str, str], tuple[int, int]]:
             roles[pair] = (_TEXT, _CHANNEL[field.target])
         # IDENTIFIER: random ids no rule reads, stepped over
     roles.update({p: (_INT, _VALUES) for p in _INTS})
+    roles.update({p: (_BOOL, _VALUES) for p in _BOOLS})
     roles.update({p: (_SCALAR, 0) for p in _SCALARS})
     return roles
 
@@ -139,6 +145,8 @@ def _expected_type(kind: int, f: FieldDescriptor) -> bool:
         return f.type in _TEXT_TYPES
     if kind == _INT:
         return f.type == _T.TYPE_INT64
+    if kind == _BOOL:
+        return f.type == _T.TYPE_BOOL
     return f.type not in _TEXT_TYPES and f.message_type is None
 
 
@@ -172,7 +180,7 @@ def build_schema(root: Descriptor) -> Schema:
             oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
             flags = ((_ITEM if pair in _ITEMS else 0) | (_UTF8 if f.type == _T.TYPE_STRING else 0)
                      | (_REPEATED if f.is_repeated else 0) | (_NESTED if pair in _NESTS else 0)
-                     | (_NUL_FREE if kind == _TEXT and target != _VALUES else 0))
+                     | (_NUL_FREE if kind == _TEXT else 0))
             fields.append((f.number, kind, target, wires, packed, oneof, flags))
         tables.append(fields)
     return Schema(tables, len(CHANNELS))
@@ -292,15 +300,15 @@ class Triage:
                 finds, reads_scalars = drop
                 if (reads_scalars and key in scalar_keys) or finds.search(values) is not None:
                     return None
-        if checks.keys is not None and checks.keys.search(b"\x00" + b"\x00".join(keys) + b"\x00") is not None:
+        if checks.json is not None and checks.json.search(values) is not None:
             return None
-        if checks.values is not None and checks.values.search(values) is not None:
+        if checks.values is not None and _masked(checks.values, values, checks.confirmed):
             return None
-        for channel, regex, text_rules, judged in checks.channels:
+        for channel, regex, text_rules, judged, confirmed in checks.channels:
             joined = texts[channel]
             if len(joined) == 1:
                 continue  # no text in this field anywhere in the batch
-            if regex is not None and regex.search(joined) is not None:
+            if regex is not None and _masked(regex, joined, confirmed):
                 return None
             if text_rules and _rule_touches(text_rules, judged, joined, any(k in keys for k in _DB_SYSTEM_KEYS)):
                 return None
@@ -313,6 +321,35 @@ class Triage:
             if d.op != OP_KEEP or d.new_key is not None:
                 return True
         return False
+
+
+def _masked(candidates, joined: bytes, memo: dict) -> bool:
+    """Whether a mask would change one of the NUL-joined texts: each text the relaxed
+    alternation finds a candidate in is masked for real (memoised, bounded)."""
+    regex, masks = candidates
+    pos = 0
+    while (m := regex.search(joined, pos)) is not None:
+        start, end = m.span()
+        if b"\x00" in joined[start:end]:
+            return True  # spans two texts: not judged here
+        head = joined.rfind(b"\x00", 0, start) + 1
+        tail = joined.find(b"\x00", end)
+        text = joined[head:tail]
+        changed = memo.get(text)
+        if changed is None:
+            try:
+                decoded = text.decode("utf-8")
+            except UnicodeDecodeError:  # bytes that are not text: the scrubber leaves them
+                changed = False
+            else:
+                changed = any(mask.masker.mask(decoded) is not None for mask in masks)
+            if len(memo) >= DECISION_CACHE_LIMIT:
+                memo.clear()
+            memo[text] = changed
+        if changed:
+            return True
+        pos = tail  # the next text starts after this NUL
+    return False
 
 
 # The keys a statement sanitizer reads an item's dialect from (attributes.system_of).
@@ -348,31 +385,40 @@ _JSON_TEXT = rf"\x00[{JSON_SPACE}]*[{{\[]"
 class _Checks:
     """What ``Triage.untouched`` tests for one signal, derived from the policy once."""
 
-    __slots__ = ("never", "nested_ok", "drops", "keys", "values", "channels")
+    __slots__ = ("never", "nested_ok", "drops", "json", "values", "confirmed", "channels")
 
     def __init__(self, policy: CompiledPolicy, signal: str, regexes: dict):
         deciders = [policy.decider(signal, level) for level in LEVELS_OF[signal]]
         texts = {(level, target): ops for (sig, level, target), ops in policy.texts.items() if sig == signal}
         body = texts.get((Level.LOG, "log_body"))
         self.never = body is not None and body.rule is not None and body.rule.op in (OP_REMOVE, OP_REPLACE)
-        key_masks = [m for d in deciders for m in d.key_masks]
         value_masks = [m for d in deciders for _filter, m in d.masks] + list(body.masks if body else ())
         self.nested_ok = not any(d.has_key_rules or d.key_masks for d in deciders)
         self.drops = _drop_regexes(policy, signal)
-        self.keys = _alternation(regexes, key_masks)
         # JSON text meets the key rules and masks; with neither it is scrubbed to itself.
         json = any(d.has_key_rules or d.key_masks or d.masks for d in deciders) or bool(value_masks)
-        self.values = _alternation(regexes, value_masks, (_JSON_TEXT,) if json else ())
+        self.json = _compile([_JSON_TEXT]) if json else None
+        self.values = _candidates(regexes, value_masks)
+        self.confirmed: dict[bytes, bool] = {}  # value text -> a mask changes it
         channels = []
         for target in CHANNELS[1:]:
             ops = [o for (_level, t), o in texts.items() if t == target]
             rules = tuple(o for o in ops if o.rule is not None)
-            regex = _alternation(regexes, [m for o in ops for m in o.masks])
-            if rules or regex is not None:
-                channels.append((_CHANNEL[target], regex, rules, {}))
+            candidates = _candidates(regexes, [m for o in ops for m in o.masks])
+            if rules or candidates is not None:
+                channels.append((_CHANNEL[target], candidates, rules, {}, {}))
         self.channels = tuple(channels)
-        if False in (self.keys, self.values) or any(c[1] is False for c in channels):
+        if self.values is False or any(c[1] is False for c in channels):
             self.never = True  # a pattern RE2 will not combine: triage is off for the signal
+
+
+def _candidates(cache: dict, masks):
+    """(the relaxed alternation of ``masks``, the masks), None when there is none, False
+    when the alternation will not compile."""
+    regex = _alternation(cache, masks)
+    if regex is None or regex is False:
+        return regex
+    return regex, tuple({m.rule: m for m in masks}.values())
 
 
 def _alternation(cache: dict, masks, extra: tuple[str, ...] = ()):
@@ -398,10 +444,10 @@ def _compile(patterns: list[str]):
         return False
 
 
-# Every text ``attributes.text_of`` gives a number or a boolean matches this (ints, and
-# Python's float repr: 1.5, 1e+16, -inf, nan); a drop value that does not can only ever
-# equal a string.
-_SCALAR_TEXT = re2.compile(r"-?(?:[0-9][0-9.e+\-]*|inf|nan)|true|false")
+# Every text ``attributes.text_of`` gives a double matches this (Python's float repr: 1.5,
+# 1e+16, -inf, nan); a drop value that does not can only equal a string, an int or a bool,
+# whose texts are in the values channel. (Over-broad on purpose: it need only cover.)
+_SCALAR_TEXT = re2.compile(r"-?(?:[0-9][0-9.e+\-]*|inf|nan)")
 
 
 def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[object, bool]]:

@@ -567,12 +567,19 @@ def test_near_misses_do_not_stop_triage():
 
 
 @pytest.mark.parametrize("text", ["xtok-123", "1.2.3.4.5"])
-def test_triage_is_conservative_where_the_scrub_looks_closer(text):
+def test_candidates_the_masks_refuse_are_vouched_for(text):
     # "xtok-123": `^tok-[0-9]+$` relaxed to `tok-[0-9]+` matches inside it; "1.2.3.4.5":
-    # the ipv4 pattern matches, its verifier refuses. Both are scrubbed in full, unchanged.
+    # the ipv4 pattern matches, its verifier refuses. Triage masks the candidate text for
+    # real, sees no change, and vouches; the full scrub agrees.
+    body = _span_batch({"plain": text})
+    assert _assert_exact(TRACES, body, POLICY)
+
+
+@pytest.mark.parametrize("text", ["tok-123", "from 10.0.0.1"])
+def test_candidates_the_masks_take_stop_triage(text):
     body = _span_batch({"plain": text})
     assert TRIAGES[id(POLICY)].untouched(TRACES, body) is None
-    assert not scrub("traces", decode(TRACES, body, Format.PROTOBUF), POLICY).changed
+    assert scrub("traces", decode(TRACES, body, Format.PROTOBUF), POLICY).changed
 
 
 def test_drop_values_are_whole_texts():
@@ -635,15 +642,19 @@ def _ld(field: int, payload: bytes) -> bytes:
 
 
 def test_scan_collects_keys_scalar_keys_and_texts():
-    body = _span_batch({"n": -12, "s": "a\x00b", "b": b"\xff"}, name="span", event="ev", nested={"in": True})
+    body = _span_batch({"n": -12, "s": "ab", "b": b"\xff"}, name="span", event="ev", nested={"in": True})
     keys, scalar_keys, texts, items, nested = scan(body, SCHEMAS["traces"])
     assert items == 1 and nested
     assert set(keys) == {b"route", b"count", b"n", b"s", b"b", b"ctx", b"in"}
-    assert set(scalar_keys) == {b"count", b"n", b"in"}
+    assert set(scalar_keys) == set()  # only doubles mark their key: ints and bools are text
     assert len(texts) == len(CHANNELS)
-    # In wire order, between NULs: values (strings, bytes, ints as decimal text), then
-    # each free-text field in its own channel.
-    assert texts[0] == b"\x00/rooms/:id\x003\x00-12\x00a\x00b\x00\xff\x00"
+    # In wire order, between NULs: values (strings, bytes, ints as decimal text, bools as
+    # true/false), then each free-text field in its own channel.
+    assert texts[0] == b"\x00/rooms/:id\x003\x00-12\x00ab\x00\xff\x00true\x00"
+    assert scan(_span_batch({"d": 1.5}), SCHEMAS["traces"])[1] == [b"d"]
+    # Every channel splits back into exactly its texts: a NUL inside one is refused.
+    assert scan(_span_batch({"s": "a\x00b"}), SCHEMAS["traces"]) is None
+    assert scan(_span_batch({"b": b"a\x00b"}), SCHEMAS["traces"]) is None
     assert texts[CHANNELS.index("span_name")] == b"\x00span\x00"
     assert texts[CHANNELS.index("event_name")] == b"\x00ev\x00"
     assert all(t == b"\x00" for i, t in enumerate(texts) if CHANNELS[i] not in ("values", "span_name", "event_name"))
