@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from redact_proxy.policy.detectors import (
     DETECTOR_GROUPS,
     DETECTORS,
     DIGIT_DETECTORS,
+    DIGIT_MIN_RUN,
     Detector,
     Masker,
     UnknownDetector,
@@ -646,3 +648,13 @@ def test_password_assignment_keeps_the_name():
     assert mask("password_assignment", "auth_token=\"abc\\\"def\"") == "auth_token=\"[R]\""
     assert mask("password_assignment", "password = :pw") is None  # a SQL bind name
     assert mask("password_assignment", "password=@dm1n") == "password=[R]"
+
+
+@pytest.mark.parametrize("digits", range(1, DIGIT_MIN_RUN))
+def test_no_digit_detector_matches_fewer_digits_than_the_minimum(digits):
+    # scrub.text.mask_int skips integers shorter than DIGIT_MIN_RUN on this promise.
+    masker = Masker(DIGIT_DETECTORS, [], R)
+    rng = random.Random(digits)
+    for _ in range(300):
+        text = str(rng.randrange(10 ** (digits - 1), 10 ** digits))
+        assert masker.mask(text) is None and masker.mask("-" + text) is None

@@ -696,6 +696,9 @@ DETECTOR_GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 # Only these can match a value made of decimal digits alone (tests/policy/test_detectors.py
 # holds every other detector to that).
 DIGIT_DETECTORS: frozenset[str] = frozenset({"credit_card", "phone"})
+# The fewest digits either matches (a phone has 7-15, a card 13-19): a shorter integer
+# needs no scan.
+DIGIT_MIN_RUN = 7
 
 
 def expand_detectors(names: Iterable[str]) -> tuple[str, ...]:

@@ -9,6 +9,9 @@ rule that made it.
 from __future__ import annotations
 
 from redact_proxy.policy.compile import OP_REMOVE, OP_REWRITE, TextOps
+from redact_proxy.policy.detectors import DIGIT_MIN_RUN
+
+_SHORT = 10 ** (DIGIT_MIN_RUN - 1)
 
 
 class Tally:
@@ -39,6 +42,8 @@ def mask_int(number: int, masks, tally: Tally) -> str | None:
     """The masked decimal text of an integer, if a digit detector (card, phone) of
     ``masks`` matches in it; None otherwise. The collector's ``redact_all_types`` is the
     anchor: a matching number is replaced, and becomes a string."""
+    if -_SHORT < number < _SHORT:
+        return None  # fewer digits than any digit detector matches
     out = None
     for m in masks:
         if m.digits is not None:
