@@ -6,13 +6,20 @@ nothing is accepted before it can be redacted and forwarded; mark ready last. St
 the outside in: unready first (so load balancers stop routing), stop accepting, let
 in-flight requests finish within --shutdown-grace, then close the forwarder.
 A start-up failure is one clear log line and a non-zero exit.
+
+A reload reads, checks and compiles the policy on a thread of its own (a policy near the
+size bound takes seconds of YAML parsing; on the loop that stalled every request and
+/healthz) and swaps it in on the loop, between requests. One reload runs at a time;
+signals and file changes arriving meanwhile coalesce into one more run after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
+import resource
 import signal
 import time
 
@@ -45,6 +52,9 @@ class Service:
         self.pipeline: Pipeline | None = None
         self.receivers: list = []
         self.forwarder = None
+        self._reload_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="policy-reload")
+        self._reloading: asyncio.Task | None = None
+        self._reload_again = False
 
     async def run(self) -> int:
         s = self.settings
@@ -54,6 +64,7 @@ class Service:
             for line in exc.errors:
                 log.error("policy: %s", line)
             return EXIT_CONFIG
+        raise_fd_limit(s)
         self.forwarder = build_forwarder(s, self.telemetry)
         try:
             await self.forwarder.start()
@@ -80,6 +91,8 @@ class Service:
         )
         await self.stopping.wait()
         watcher.cancel()
+        if self._reloading is not None:
+            self._reloading.cancel()
         await self._drain()
         return EXIT_OK
 
@@ -89,19 +102,34 @@ class Service:
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
-    def reload(self) -> bool:
-        """Load the policy file again; keep the old policy if the new one is invalid."""
-        try:
-            policy = load_policy(self.settings.policy)
-        except ConfigError as exc:
-            for line in exc.errors:
-                log.error("policy reload refused, old policy kept: %s", line)
-            self.telemetry.policy_reloads.labels("failure").inc()
-            return False
-        self.pipeline.set_policy(policy)
-        self.telemetry.policy_reloads.labels("success").inc()
-        log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
-        return True
+    def reload(self) -> None:
+        """Reload the policy file in the background (SIGHUP, the file changed). While one
+        reload runs, further calls ask for one more run after it, not one each."""
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._reload_again = False
+            log.info("reloading policy %s", self.settings.policy)
+            try:
+                policy = await loop.run_in_executor(self._reload_thread, load_policy, self.settings.policy)
+            except ConfigError as exc:
+                for line in exc.errors:
+                    log.error("policy reload refused, old policy kept: %s", line)
+                self.telemetry.policy_reloads.labels("failure").inc()
+            except Exception as exc:  # e.g. RecursionError on absurd nesting: still keep the old one
+                log.error("policy reload failed, old policy kept (%s)", exc.__class__.__name__)
+                self.telemetry.policy_reloads.labels("failure").inc()
+            else:
+                self.pipeline.set_policy(policy)
+                self.telemetry.policy_reloads.labels("success").inc()
+                log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
+            if not self._reload_again:
+                return
 
     async def _watch_policy(self) -> None:
         """Reload when the policy file changes. Polling a stat (which follows symlinks,
@@ -133,11 +161,37 @@ class Service:
         log.info("stopped")
 
     async def _close(self) -> None:
+        self._reload_thread.shutdown(wait=False, cancel_futures=True)
         if self.pipeline is not None:
             self.pipeline.close()
         if self.forwarder is not None:
             await self.forwarder.close()
         await self.admin.stop()
+
+
+FD_RESERVE = 256  # descriptors beyond the receivers' connections: upstream, admin, files, grpc's own
+
+
+def raise_fd_limit(s: Settings) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (no privilege needed): a container's
+    soft limit is often 1024, which a connection flood fills before --max-connections
+    does, and then /healthz and the upstream cannot get a socket either. Warns when even
+    the hard limit is short of what the connection caps allow. Returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # kept as it was: the warning below says what that means
+    receivers = (s.grpc_listen is not None) + (s.http_listen is not None)
+    needed = receivers * s.max_connections + FD_RESERVE
+    if soft < needed:
+        log.warning("open-file limit %d is below %d (--max-connections %d per receiver + %d): a connection "
+                    "flood can exhaust it; raise the container's nofile limit or lower --max-connections",
+                    soft, needed, s.max_connections, FD_RESERVE)
+    return soft
 
 
 def _file_identity(path) -> tuple | None:

@@ -52,6 +52,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-inflight-bytes", str(256 * MiB),
            "decompressed request bytes in progress before new requests are refused as overload (503/UNAVAILABLE); "
            "at least --max-request-bytes"),
+    Option("--max-connections", "1024",
+           "open connections per receiver; at the cap a new connection replaces the oldest idle one, or is closed "
+           "at once when every connection has a request in progress"),
+    Option("--max-concurrent-streams", "100",
+           "gRPC: concurrent calls one HTTP/2 connection may open (SETTINGS_MAX_CONCURRENT_STREAMS); more are "
+           "refused with REFUSED_STREAM, which clients retry"),
+    Option("--header-timeout", "10s", "HTTP: once a request has begun, its request line and headers must arrive within this"),
+    Option("--body-timeout", "30s",
+           "a request body (HTTP) or request message (gRPC) must arrive whole within this once its headers have; "
+           "else 408 / DEADLINE_EXCEEDED and the connection (HTTP) or call (gRPC) is closed"),
+    Option("--idle-timeout", "60s", "a connection with no request in progress is closed after this (gRPC: with GOAWAY)"),
     Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)"),
     Option("--shutdown-grace", "10s", "on SIGTERM, how long in-flight requests get to finish"),
     Option("--tls-cert", None, "PEM certificate for TLS on both receivers"),
@@ -188,6 +199,11 @@ class Settings:
     max_inflight_bytes: int
     upstream_timeout: float  # seconds
     shutdown_grace: float  # seconds
+    max_connections: int = 1024  # per receiver
+    max_concurrent_streams: int = 100  # per gRPC connection
+    header_timeout: float = 10.0  # seconds
+    body_timeout: float = 30.0  # seconds
+    idle_timeout: float = 60.0  # seconds
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -223,6 +239,13 @@ class Settings:
                 raise ConfigError([f"--{name}: expected a positive integer, got {text!r}"])
             return int(text)
 
+        def positive_duration(text, name):
+            # Zero would mean "never" to some layers and "at once" to others: refused.
+            seconds = parse_duration(text, name)
+            if seconds <= 0:
+                raise ConfigError([f"--{name}: expected a duration above zero, got {text!r}"])
+            return seconds
+
         def path(text, name):
             p = Path(text)
             if not p.is_file():
@@ -244,10 +267,18 @@ class Settings:
             max_inflight_bytes=take("max_inflight_bytes", positive_int, "max-inflight-bytes"),
             upstream_timeout=take("upstream_timeout", parse_duration, "upstream-timeout"),
             shutdown_grace=take("shutdown_grace", parse_duration, "shutdown-grace"),
+            max_connections=take("max_connections", positive_int, "max-connections"),
+            max_concurrent_streams=take("max_concurrent_streams", positive_int, "max-concurrent-streams"),
+            header_timeout=take("header_timeout", positive_duration, "header-timeout"),
+            body_timeout=take("body_timeout", positive_duration, "body-timeout"),
+            idle_timeout=take("idle_timeout", positive_duration, "idle-timeout"),
             log_format=values.get("log_format") or "text",
             log_level=(values.get("log_level") or "info").lower(),
             event_loop=(values.get("event_loop") or "uvloop").lower(),
         )
+        for name in ("max_connections", "max_concurrent_streams", "header_timeout", "body_timeout", "idle_timeout"):
+            if settings_kw[name] is None:  # not given (callers passing a partial dict): the default
+                del settings_kw[name]
         if settings_kw["upstream"] is None and not values.get("upstream"):
             try:
                 settings_kw["upstream"] = parse_upstream(None, environ)

@@ -1,23 +1,57 @@
-"""OTLP receivers: each speaks its wire protocol and hands bodies to the Pipeline."""
+"""OTLP receivers: each speaks its wire protocol and hands bodies to the Pipeline.
+
+Strategy: what both receivers share lives here: the bearer check, the google.rpc.Status
+of error answers, TLS, and the two request endings that are the client's doing rather
+than an error of ours, each with the answer it is counted as (SPEC section 7 counts
+``requests_total`` by gRPC code name or HTTP status):
+
+- ``ClientGone``: the client closed the connection or cancelled the call before its
+  answer. Counted as gRPC CANCELLED / HTTP 499 (nginx's "client closed request"); 500 is
+  reserved for redaction failures, and nothing can be answered anyway.
+- ``ReadTimeout``: the body (HTTP) or request message (gRPC) did not arrive whole within
+  --body-timeout. Answered HTTP 408 (then the connection is closed) / DEADLINE_EXCEEDED.
+"""
 
 from __future__ import annotations
 
 import hmac
 import ssl
 
+# Not `import grpc`: the submodule receivers.grpc would shadow that name in this package.
+from grpc import StatusCode
 from google.rpc import error_details_pb2, status_pb2
 
 from redact_proxy.errors import Outcome, RequestError, Unauthenticated
 from redact_proxy.settings import Settings
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"
 
-def check_token(expected: str | None, header: str | None) -> None:
-    """Bearer auth, compared in constant time (no timing oracle on the token)."""
+
+class ClientGone(RequestError):
+    """The client went away before its answer: a client cancel, not a failure of ours."""
+
+    def outcome(self) -> Outcome:
+        return Outcome(StatusCode.CANCELLED, CLIENT_CLOSED_REQUEST, retryable=False)
+
+
+class ReadTimeout(RequestError):
+    """The request body / message did not arrive whole within --body-timeout."""
+
+    def outcome(self) -> Outcome:
+        return Outcome(StatusCode.DEADLINE_EXCEEDED, 408, retryable=False)
+
+
+def check_token(expected: str | None, header: str | bytes | None) -> None:
+    """Bearer auth, compared in constant time (no timing oracle on the token). Any bytes
+    at all may arrive: aiohttp hands undecodable header bytes over as surrogate escapes,
+    which must be a wrong token (401), not an encoding error (500)."""
     if expected is None:
         return
+    if isinstance(header, str):
+        header = header.encode("utf-8", "surrogateescape")
     presented = b""
-    if header and header[:7].lower() == "bearer ":
-        presented = header[7:].strip().encode()
+    if header and header[:7].lower() == b"bearer ":
+        presented = header[7:].strip()
     if not hmac.compare_digest(presented, expected.encode()):
         raise Unauthenticated("missing or wrong bearer token")
 

@@ -3,7 +3,21 @@
 Strategy: a generic handler with no deserializer hands the request bytes straight to the
 pipeline (one decode, in the codec), and the answer goes back as bytes. gRPC itself
 enforces --max-request-bytes on the decompressed message (RESOURCE_EXHAUSTED) and answers
-UNIMPLEMENTED for unknown methods. Errors become a status with google.rpc.Status details
+UNIMPLEMENTED for unknown methods.
+
+Hostile clients: the Export methods are registered as client-streaming, though clients
+call them unary (the wire is the same), so the handler runs when the call's headers
+arrive, not when (if ever) its message does. It is admitted then, before grpc reads the
+message, for the largest message (grpc shows no size before the message is whole; the
+ticket shrinks to the real size once it is), and reads exactly one message within
+--body-timeout: a call that ends with no message, or with two, is INVALID_ARGUMENT; one
+whose message stalls is DEADLINE_EXCEEDED and cancelled, which frees what grpc buffered
+of it. (grpc's unary path would never answer a call without a message and would buffer a
+stalled one for ever.) Per connection, HTTP/2 limits the rest: --max-concurrent-streams
+(more are refused with REFUSED_STREAM, which gRPC clients see as UNAVAILABLE and retry),
+--idle-timeout (GOAWAY to a connection with no call), --max-connections, keepalive ping
+enforcement (a ping flood is answered GOAWAY ENHANCE_YOUR_CALM). A client that cancels
+is counted CANCELLED. Errors become a status with google.rpc.Status details
 (RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies;
 retryable ones repeat the RetryInfo in ``google.rpc.retryinfo-bin``, where the OTel Python
 SDK looks for it. Status details are the RequestError's message, which quotes nothing of
@@ -12,17 +26,20 @@ the request (errors.py); grpc's own answers (unknown method, size limit) are fix
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.rpc.error_details_pb2 import RetryInfo
 
+from redact_proxy import codec
 from redact_proxy.codec import Format
-from redact_proxy.errors import RedactionFailed, RequestError
+from redact_proxy.errors import MalformedRequest, RedactionFailed, RequestError
 from redact_proxy.pipeline import Pipeline
-from redact_proxy.receivers import check_token, server_ssl_context, status_message
+from redact_proxy.receivers import ClientGone, ReadTimeout, check_token, server_ssl_context, status_message
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL, Signal
 from redact_proxy.workers import is_worker
@@ -30,6 +47,10 @@ from redact_proxy.workers import is_worker
 log = logging.getLogger("redact_proxy")
 
 RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+# Messages below this are checked (and, if compressed, inflated) on the loop: a small one
+# inflates in microseconds, less than the hand-off to a thread.
+_INLINE_INFLATE_BYTES = 64 * 1024
+CANCELLED = ClientGone("").outcome().grpc_code.name  # the code a cancelled call is counted as
 
 
 class GrpcReceiver:
@@ -38,20 +59,15 @@ class GrpcReceiver:
         self.pipeline = pipeline
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
+        self._inflate_thread = ThreadPoolExecutor(1, thread_name_prefix="redact-inflate-grpc")
 
     async def start(self) -> None:
         s = self.settings
-        self.server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", s.max_request_bytes),
-            ("grpc.max_send_message_length", 16 * 1024 * 1024),
-            # On only for --workers (the kernel spreads connections over the workers); off
-            # otherwise, so a second proxy on the same port fails instead of sharing it.
-            ("grpc.so_reuseport", 1 if is_worker() else 0),
-        ])
+        self.server = grpc.aio.server(options=server_options(s))
         services: dict[str, dict] = {}
         for signal in ALL:
             service, _, method = signal.grpc_method.strip("/").partition("/")
-            services.setdefault(service, {})[method] = grpc.unary_unary_rpc_method_handler(
+            services.setdefault(service, {})[method] = grpc.stream_unary_rpc_method_handler(
                 self._handler(signal), request_deserializer=None, response_serializer=None
             )
         self.server.add_generic_rpc_handlers(
@@ -73,21 +89,35 @@ class GrpcReceiver:
     async def stop(self, grace: float) -> None:
         if self.server is not None:
             await self.server.stop(grace)
+        self._inflate_thread.shutdown(wait=False, cancel_futures=True)
 
     def _handler(self, signal: Signal):
         pipeline = self.pipeline
         telemetry = pipeline.telemetry
         handles = telemetry.signal(signal.name, "grpc")
         token = self.settings.auth_token
+        largest = self.settings.max_request_bytes
+        body_timeout = self.settings.body_timeout
+        # Not ``self``: the server holds this handler, and a handler holding the receiver
+        # (which holds the server) is a cycle that outlives the loop when start-up fails.
+        inflate_thread = self._inflate_thread
 
-        async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def export(_requests, context: grpc.aio.ServicerContext) -> bytes:
             started = time.perf_counter()
             try:
                 if token is not None:
                     check_token(token, dict(context.invocation_metadata() or ()).get("authorization"))
-                response = await pipeline.export(signal, "grpc", request, Format.PROTOBUF)
+                with pipeline.admit(largest, sized=False) as ticket:
+                    request = await _inflate(await _one_message(context, body_timeout), largest, inflate_thread)
+                    response = await pipeline.export(signal, "grpc", request, Format.PROTOBUF, ticket)
                 answer = response.SerializeToString()
                 code = "OK"
+            except asyncio.CancelledError:
+                # The client cancelled (or went away), or shutdown cut the call: nobody
+                # hears an answer; counted, not logged as an error.
+                telemetry.request_answered(signal.name, "grpc", CANCELLED)
+                handles.request_duration.observe(time.perf_counter() - started)
+                raise
             except RequestError as exc:
                 error = exc
             except Exception as exc:  # a bug must not leave the client hanging
@@ -109,6 +139,59 @@ class GrpcReceiver:
             await context.abort(outcome.grpc_code, str(error), trailing_metadata=tuple(trailing))
 
         return export
+
+
+def server_options(s: Settings) -> list[tuple[str, int]]:
+    """grpc core's channel arguments for the receiver: its per-connection limits."""
+    return [
+        ("grpc.max_receive_message_length", s.max_request_bytes),
+        ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        # Messages reach the handler as sent; codec.decompress_grpc inflates them with the
+        # size ceiling, so a bomb is RESOURCE_EXHAUSTED and a corrupt stream
+        # INVALID_ARGUMENT (grpc's own decompression answers both INTERNAL).
+        ("grpc.per_message_decompression", 0),
+        # SETTINGS_MAX_CONCURRENT_STREAMS: streams past it are refused by the transport
+        # (REFUSED_STREAM, retried by clients) before any handler runs, and a rapid-reset
+        # client can keep no more than this many handlers busy per connection.
+        ("grpc.max_concurrent_streams", s.max_concurrent_streams),
+        ("grpc.max_allowed_incoming_connections", s.max_connections),
+        # GOAWAY to connections without a call for this long (OTLP clients reconnect).
+        ("grpc.max_connection_idle_ms", int(s.idle_timeout * 1000)),
+        # Keepalive enforcement: a client may ping at most every 10 s while it has no
+        # call in flight; two strikes and it gets GOAWAY (ENHANCE_YOUR_CALM). The SDKs'
+        # keepalive settings (30 s and up, or off) stay well inside it.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        # Check half-open connections of silent clients every minute (20 s to answer).
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # On only for --workers (the kernel spreads connections over the workers); off
+        # otherwise, so a second proxy on the same port fails instead of sharing it.
+        ("grpc.so_reuseport", 1 if is_worker() else 0),
+    ]
+
+
+async def _inflate(message: bytes, limit: int, thread: ThreadPoolExecutor) -> bytes:
+    if len(message) < _INLINE_INFLATE_BYTES:
+        return codec.decompress_grpc(message, limit)
+    # CPU-bound (linear, up to ``limit`` out): off the loop, one at a time.
+    return await asyncio.get_running_loop().run_in_executor(thread, codec.decompress_grpc, message, limit)
+
+
+async def _one_message(context: grpc.aio.ServicerContext, timeout: float) -> bytes:
+    """The call's one request message, then its end: a unary call, whatever the client
+    claims. MalformedRequest for none or more than one, ReadTimeout past ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            message = await context.read()
+            if message is grpc.aio.EOF:
+                raise MalformedRequest("the call ended without a request message")
+            if await context.read() is not grpc.aio.EOF:
+                raise MalformedRequest("more than one request message in a unary call")
+    except TimeoutError as exc:
+        raise ReadTimeout(f"request message not received within --body-timeout ({timeout:g}s)") from exc
+    return message
 
 
 def _probe_bind(host: str, port: int, address: str) -> None:
