@@ -70,7 +70,7 @@ class Service:
             await self.forwarder.start()
             self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
             if s.admin_listen:
-                await self.admin.start(s.admin_listen.host, s.admin_listen.port)
+                await self.admin.start(s.admin_listen.host, s.admin_listen.port, s.header_timeout)
             if s.grpc_listen:
                 self.receivers.append(GrpcReceiver(s, self.pipeline))
             if s.http_listen:
