@@ -32,9 +32,9 @@ WORKDIR /src
 RUN python -m venv /opt/redact-proxy
 COPY pyproject.toml README.md ./
 COPY proxy/ proxy/
-COPY native/Cargo.toml native/Cargo.lock native/pyproject.toml native/
+COPY native/Cargo.toml native/Cargo.lock native/
 COPY native/src/ native/src/
-RUN /opt/redact-proxy/bin/pip install --no-cache-dir . ./native \
+RUN /opt/redact-proxy/bin/pip install --no-cache-dir . \
  && /opt/redact-proxy/bin/python -m compileall -q /opt/redact-proxy/lib
 
 FROM ${PYTHON_IMAGE}

@@ -6,12 +6,12 @@ PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
 .PHONY: install run test test-unit bench fuzz check-policies clean
 
-# native/ is the Rust triage module (PyO3, built by maturin through pip; needs cargo).
-$(VENV)/.installed: pyproject.toml native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+# native/ is the Rust walk (PyO3), built by maturin into the package by pip; needs cargo.
+$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	@command -v cargo >/dev/null || { echo "make: cargo not found; the native module needs Rust (https://rustup.rs)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]' ./native
+	$(PIP) install -q -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed

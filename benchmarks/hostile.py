@@ -337,7 +337,7 @@ def text_row(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", default=str(ROOT), help="source tree to run (its proxy/ and policies/)")
-    parser.add_argument("--native", default=None, help="directory holding a matching redact_proxy_native build")
+    parser.add_argument("--native", default=None, help="directory holding a matching build of the native module (for a before/after run)")
     parser.add_argument("--only", default="", help="comma-separated attacks: " + ",".join(ATTACKS))
     parser.add_argument("--seconds", type=float, default=1.0, help="scale of every hold (1.0: as documented)")
     parser.add_argument("--overload-seconds", type=float, default=30.0)

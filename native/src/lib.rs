@@ -75,6 +75,7 @@ mod python {
     }
 
     #[pymodule]
+    #[pyo3(name = "_native")]
     fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<Schema>()?;
         m.add_function(wrap_pyfunction!(scan, m)?)?;

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import re2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from redact_proxy_native import Schema, scan
+from redact_proxy._native import Schema, scan
 
 from redact_proxy.fields import FIELDS, Treatment
 from redact_proxy.policy import CompiledPolicy, Level

@@ -18,7 +18,7 @@ sent as spans (a metric name, where the trace id goes, is rarely 16 bytes long; 
 length-delimited, sits where a span's start time, fixed64, goes). OTLP-JSON ids are checked by the codec while it
 converts them from hex, against ``ID_LENGTHS``.
 
-How, cheaply: the native walk (``redact_proxy_native.scan``, built for triage) takes its
+How, cheaply: the native walk (``redact_proxy._native.scan``, built for triage) takes its
 schema from Python. One walk with every field of the signal's messages, its wire types,
 and one id field per message declared a "key" (the walk returns each distinct key)
 proves the structure and collects those ids; each further id field of a message costs
@@ -36,7 +36,7 @@ import enum
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
-from redact_proxy_native import Schema, scan
+from redact_proxy._native import Schema, scan
 
 from redact_proxy.errors import MalformedRequest
 from redact_proxy.fields import FIELDS, Treatment

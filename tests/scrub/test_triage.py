@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from redact_proxy_native import Schema, scan
+from redact_proxy._native import Schema, scan
 from scrub_support import ENV, POLICIES, av, kvs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
