@@ -13,9 +13,29 @@ Lower-library exceptions are mapped at the boundary that catches them
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import grpc
+
+# Retry hints (seconds) the proxy gives: upstream's own, clamped into [MIN, MAX], or
+# DEFAULT when it gave none (or garbage). MAX: an upstream (or anything posing as one)
+# must not park every client for a day with `Retry-After: 9223372036854775807` or a date
+# in 2999; five minutes is past any real collector restart. MIN: a hint of 0 turns a
+# throttle into a retry storm, and Retry-After is whole seconds anyway.
+RETRY_AFTER_DEFAULT = 1.0
+RETRY_AFTER_MIN = 1.0
+RETRY_AFTER_MAX = 300.0
+# HTTP statuses that always carry Retry-After (SPEC 5: "503 with Retry-After", "429
+# with Retry-After"); OTLP/HTTP retries both, with or without one.
+HINTED_HTTP_STATUSES = frozenset({429, 503})
+
+
+def retry_hint(seconds: float | None) -> float:
+    """A delay hint fit to pass on: finite, within [RETRY_AFTER_MIN, RETRY_AFTER_MAX]."""
+    if seconds is None or math.isnan(seconds):
+        return RETRY_AFTER_DEFAULT
+    return min(RETRY_AFTER_MAX, max(RETRY_AFTER_MIN, seconds))
 
 
 @dataclass(frozen=True)
@@ -75,9 +95,9 @@ class Unauthenticated(RequestError):
 class Overloaded(RequestError):
     """--max-inflight reached: shed load instead of queueing without bound."""
 
-    def __init__(self, message: str, retry_after: float = 1.0):
+    def __init__(self, message: str, retry_after: float = RETRY_AFTER_DEFAULT):
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = retry_hint(retry_after)
 
 
 class QueueFull(Overloaded):
@@ -99,7 +119,7 @@ class UpstreamUnavailable(UpstreamError):
 
     def __init__(self, message: str, retry_after: float | None = None, code: str = "unavailable"):
         super().__init__(message)
-        self.retry_after = retry_after if retry_after is not None else 1.0
+        self.retry_after = retry_hint(retry_after)
         self.code = code  # label for redact_proxy_upstream_errors_total
 
 
@@ -108,21 +128,36 @@ class UpstreamThrottled(UpstreamError):
 
     def __init__(self, message: str, retry_after: float | None = None, code: str = "throttled"):
         super().__init__(message)
-        self.retry_after = retry_after if retry_after is not None else 1.0
+        self.retry_after = retry_hint(retry_after)
         self.code = code
 
 
 class UpstreamRejected(UpstreamError):
     """Upstream refused the data as invalid. Passed on as such and not retried: the same
-    bytes would be refused again."""
+    bytes would be refused again.
+
+    One case is both: a gRPC RESOURCE_EXHAUSTED without RetryInfo stays so for a gRPC
+    client (OTLP/gRPC: not retryable), but an HTTP client hears 429, which OTLP/HTTP
+    always retries; ``retry_after`` is then the default hint its Retry-After carries
+    (see ``retry_after_header``)."""
 
     def __init__(self, message: str, grpc_code: grpc.StatusCode, http_status: int, code: str):
         super().__init__(message)
         self._outcome = Outcome(grpc_code, http_status, retryable=False)
         self.code = code
+        if http_status in HINTED_HTTP_STATUSES:
+            self.retry_after = RETRY_AFTER_DEFAULT
 
     def outcome(self) -> Outcome:
         return self._outcome
+
+
+def retry_after_header(exc: RequestError, outcome: Outcome) -> str | None:
+    """The Retry-After value of an HTTP error answer (whole seconds), or None for none.
+    Every retryable answer and every 429/503 carries one, whatever raised it."""
+    if not (outcome.retryable or outcome.http_status in HINTED_HTTP_STATUSES):
+        return None
+    return str(math.ceil(retry_hint(exc.retry_after)))
 
 
 # The one table. Rows follow SPEC section 5; the OTLP spec fixes the retryable set:

@@ -15,10 +15,12 @@ throttles"):
 | HTTP 429 (+ Retry-After, date or secs) | RESOURCE_EXHAUSTED + delay  | 429 + that Retry-After |
 | HTTP 502 / 503 / 504                   | UNAVAILABLE + RetryInfo     | 503 + Retry-After      |
 | gRPC UNAVAILABLE / RESOURCE_EXHAUSTED  | as upstream, with its delay | 503 / 429 + delay      |
+| any hint past 300 s / unreadable       | 300 s / the default 1 s     | the same Retry-After   |
 
 Connection refused on its own, the capture-based 503/429/UNAVAILABLE/RESOURCE_EXHAUSTED
 answers and a slow (delayed) answer are in test_forwarders.py; here they are the TCP- and
-HTTP/1.1-level variants, the SDK's view, and recovery.
+HTTP/1.1-level variants, the SDK's view, and recovery. Hostile answers (bombs, oversized
+bodies, every malformed hint) are in test_upstream_hostile.py.
 """
 
 from __future__ import annotations
@@ -161,6 +163,13 @@ RAW_ANSWERS = {
     "503-retry-after": ((503, "Service Unavailable"), {"Retry-After": "4"}, grpc.StatusCode.UNAVAILABLE, 503, (4, 4)),
     "502-bad-gateway": ((502, "Bad Gateway"), {}, grpc.StatusCode.UNAVAILABLE, 503, (1, 1)),
     "504-gateway-timeout": ((504, "Gateway Timeout"), {}, grpc.StatusCode.UNAVAILABLE, 503, (1, 1)),
+    # errors.RETRY_AFTER_MAX: a hint is clamped, never an overflow (it was a 500 / UNKNOWN).
+    "429-retry-after-int64-max": ((429, "Too Many Requests"), {"Retry-After": "9223372036854775807"},
+                                  grpc.StatusCode.RESOURCE_EXHAUSTED, 429, (300, 300)),
+    "503-retry-after-next-century": ((503, "Service Unavailable"), {"Retry-After": lambda: _http_date(3e9)},
+                                     grpc.StatusCode.UNAVAILABLE, 503, (300, 300)),
+    "503-retry-after-garbage": ((503, "Service Unavailable"), {"Retry-After": "later"}, grpc.StatusCode.UNAVAILABLE,
+                                503, (1, 1)),
 }
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from redact_proxy.errors import PolicyError
 from redact_proxy.policy import KEEP, Action, Level
-from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, MIN_KEY_BYTES, compile_policy, load, tails
+from redact_proxy.policy.compile import (
+    DECISION_CACHE_LIMIT, MAX_MASK_PROGRAM, MAX_REGEX_PROGRAM, MIN_KEY_BYTES, compile_policy, load, tails,
+)
 from redact_proxy.policy.schema import LEVELS_OF, load_file, parse
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
@@ -286,3 +288,92 @@ def test_summary_counts_rules_by_action():
     policy = load(POLICIES / "drop.yaml", {})
     assert policy.summary() == "5 rules (4 drop, 1 delete)"
     assert policy.sha256 == load_file(POLICIES / "drop.yaml").sha256
+
+
+# --- regexes that cost too much per value (issue 11) ----------------------------------------
+
+
+HOSTILE = r"[\s\S]{0,1000}[\s\S]{0,1000}[\s\S]{0,1000}x"  # ~24k RE2 instructions: ~26-130 s per MiB
+
+
+def compile_errors(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        compile_policy(doc_of(text), ENV)
+    return info.value.errors
+
+
+def test_mask_regex_with_a_huge_program_is_refused_located():
+    errors = compile_errors(rf"""
+        version: 1
+        rules:
+          - name: fine
+            action: delete
+            keys: [user.email]
+          - name: m
+            action: mask
+            regexes: ['acct-[0-9]{{6,}}', '{HOSTILE}']
+        """)
+    assert errors == [f"p.yaml:6:5: rules[1].regexes[1]: regex compiles to 24005 RE2 instructions; at most "
+                      f"{MAX_REGEX_PROGRAM} are accepted (a program this large costs seconds per MiB of value): "
+                      f"use shorter bounded repetitions such as {{0,100}} instead of {{0,1000}}"]
+
+
+def test_every_costly_regex_is_reported_at_once():
+    errors = compile_errors(rf"""
+        version: 1
+        rules:
+          - name: k
+            action: delete
+            patterns: ['{HOSTILE}']
+          - name: d
+            action: drop
+            when: {{key: url.path, matches: '[a-z]{{0,1000}}[a-z]{{0,1000}}'}}
+          - name: m
+            action: mask
+            regexes: ['{HOSTILE}']
+        """)
+    assert [e.split(": regex")[0] for e in errors] == [
+        "p.yaml:3:5: rules[0].patterns[0]", "p.yaml:8:11: rules[1].when.matches", "p.yaml:9:5: rules[2].regexes[0]"]
+
+
+def test_mask_rule_whose_detectors_and_regexes_together_are_too_big_is_refused():
+    from redact_proxy.policy import detectors
+
+    everything = ", ".join(detectors.DETECTORS)
+    errors = compile_errors(rf"""
+        version: 1
+        rules:
+          - name: m
+            action: mask
+            detectors: [{everything}]
+            regexes: ['[\s\S]{{0,250}}x']
+        """)
+    assert len(errors) == 1
+    assert errors[0].startswith("p.yaml:3:5: rules[0]: the regexes and detectors of this mask rule compile to ")
+    assert f"at most {MAX_MASK_PROGRAM} are accepted" in errors[0]
+    # Every detector alone, or with a modest regex, is within the bound.
+    compile_policy(doc_of(rf"""
+        version: 1
+        rules:
+          - name: m
+            action: mask
+            detectors: [{everything}]
+            regexes: ['acct-[0-9]{{6,}}']
+        """), ENV)
+
+
+def test_shipped_policies_are_within_the_regex_bounds():
+    for name in ("doctrine.yaml", "doctrine-strict.yaml"):
+        load(Path(__file__).resolve().parents[2] / "policies" / name, ENV)
+
+
+def test_check_refuses_a_costly_regex_with_file_line_col(tmp_path):
+    import subprocess
+    import sys
+
+    policy = tmp_path / "costly.yaml"
+    policy.write_text(f"version: 1\nrules:\n  - name: m\n    action: mask\n    regexes: ['{HOSTILE}']\n")
+    result = subprocess.run([sys.executable, "-m", "redact_proxy", "check", "--policy", str(policy)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{policy}:3:5: rules[0].regexes[0]: regex compiles to 24005 RE2 instructions" in result.stderr + result.stdout

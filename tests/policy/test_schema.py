@@ -4,14 +4,16 @@ and all problems of a file come back together in one PolicyError."""
 
 from __future__ import annotations
 
+import gc
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from redact_proxy.errors import PolicyError
 from redact_proxy.policy.schema import (
-    DEFAULT_KEY_ENV, Action, Level, load_file, parse,
+    DEFAULT_KEY_ENV, MAX_POLICY_BYTES, Action, Level, load_file, parse,
 )
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
@@ -479,3 +481,60 @@ def test_tests_section_is_parsed():
     assert case.input == {"user.email": "a@b.c", "http.route": "/x"}
     assert case.expect == {"http.route": "/x"}
     assert (case.where.line, case.where.col) == (7, 5)
+
+
+# --- hostile files (issue 11): bounded size, nothing kept per load ---------------------
+
+
+DOCTRINE = Path(__file__).resolve().parents[2] / "policies" / "doctrine.yaml"
+
+
+@pytest.mark.parametrize("size", [MAX_POLICY_BYTES + 1, 50 * 1000 * 1000], ids=["one-past", "50mb"])
+def test_policy_over_the_size_bound_is_refused_unread(tmp_path, size):
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.write(b"version: 1\nrules: []\n# ")
+        f.truncate(size)  # the rest reads as NUL bytes; never parsed
+    with pytest.raises(PolicyError) as info:
+        load_file(big)
+    assert info.value.errors == [f"{big}:1:1: (file): the policy file is larger than {MAX_POLICY_BYTES} bytes "
+                                 f"(1 MiB), the most a policy may be"]
+
+
+def test_policy_at_the_size_bound_is_parsed(tmp_path):
+    head = b"version: 1\nrules:\n  - name: d\n    action: delete\n    keys: [user.email]\n"
+    at = tmp_path / "at.yaml"
+    at.write_bytes(head + b"#" * (MAX_POLICY_BYTES - len(head) - 1) + b"\n")
+    assert at.stat().st_size == MAX_POLICY_BYTES
+    assert [r.name for r in load_file(at).rules] == ["d"]
+
+
+def test_loading_keeps_nothing_of_the_previous_load():
+    # A YAML constructor remembers every node it built; one shared by all loads kept each
+    # policy ever loaded (~0.5-1 MiB per reload of the doctrine, never freed).
+    load_file(DOCTRINE)
+    tracemalloc.start()
+    try:
+        load_file(DOCTRINE)
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(20):
+            load_file(DOCTRINE)
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert end - start < 512 * 1024, f"{(end - start) / 20 / 1024:.0f} KiB kept per load"
+
+
+def test_aliases_in_a_test_case_are_built_once():
+    # A fresh constructor per value must still share what an alias repeats (no billion
+    # laughs from a `tests:` input).
+    levels = ["a: &l0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}, *l{i - 1}, *l{i - 1}, *l{i - 1}, *l{i - 1}, *l{i - 1}, *l{i - 1}, "
+        f"*l{i - 1}, *l{i - 1}]" for i in range(1, 9)]
+    text = "\n".join(["version: 1", "rules:", "  - name: d", "    action: delete", "    keys: [user.email]",
+                      "tests:", "  - name: t", "    input:"] + [f"      {line}" for line in levels]
+                     + ["    expect: {}"])
+    doc = parse(text.encode(), "p.yaml")
+    top = doc.tests[0].input["l8"]
+    assert top[0] is top[1], "an alias was expanded instead of shared"

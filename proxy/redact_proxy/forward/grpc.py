@@ -3,7 +3,12 @@
 Bytes go out as they are (no serializer): an unchanged batch is its original bytes.
 gRPC status codes map per the OTLP spec: retryable codes become UNAVAILABLE for our
 client, RESOURCE_EXHAUSTED stays a throttle, anything else is upstream's verdict passed on.
-A ``RetryInfo`` delay from upstream is carried through.
+A ``RetryInfo`` delay from upstream is carried through, clamped (errors.retry_hint).
+
+Upstream's answer is not trusted: the channel takes at most MAX_RESPONSE_BYTES of it,
+after decompression (gRPC checks the inflated size, so a compressed bomb stops there).
+A bigger answer is no usable answer, like one that never came: UNAVAILABLE / 503 with a
+retry hint, counted as ``response_too_large``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
     GRPC_TO_HTTP, RETRYABLE_GRPC_CODES, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
 )
-from redact_proxy.forward.http import upstream_ssl_context
+from redact_proxy.forward.http import MAX_RESPONSE_BYTES, upstream_ssl_context
 from redact_proxy.settings import Settings
 from redact_proxy.signals import ALL
 
@@ -48,7 +53,7 @@ class GrpcForwarder:
         # The channel belongs to the running loop, so it is made here and not in __init__.
         options = [
             ("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
             # A dead peer is noticed and the channel reconnects on its own.
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
@@ -89,11 +94,22 @@ class GrpcForwarder:
             await self.channel.close()
 
 
+# grpc's own words when an answer is over grpc.max_receive_message_length (1.85: "Stream
+# removed (CLIENT: Received message larger than max (N vs. M))"): the status is made on
+# our side of the channel, it is not upstream's throttle.
+_TOO_LARGE = "Received message larger than max"
+_MAX_DETAILS = 256  # characters of upstream's status message passed on
+
+
 def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
     code = exc.code()
+    details = exc.details() or ""
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+        return UpstreamUnavailable(f"upstream answered with more than {MAX_RESPONSE_BYTES} bytes",
+                                   code="response_too_large")
     message = f"upstream answered {code.name}"
-    if exc.details():
-        message += f": {exc.details()}"
+    if details:
+        message += f": {details[:_MAX_DETAILS]}"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         delay = _retry_delay(exc)
         if delay is None:  # OTLP: without RetryInfo, RESOURCE_EXHAUSTED is not retryable

@@ -55,6 +55,10 @@ LEVELS_OF = {
     "logs": frozenset({Level.RESOURCE, Level.SCOPE, Level.LOG}),
 }
 HASH_ALGORITHMS = ("hmac-sha256", "sha256")
+# Bytes. What a Kubernetes ConfigMap holds at most; the shipped doctrine is ~70 KiB. A
+# policy at the bound takes 5-10 s to parse and compile (on the reload thread, not the
+# event loop); a larger file is refused unread.
+MAX_POLICY_BYTES = 1024 * 1024
 DEFAULT_KEY_ENV = "REDACT_PROXY_HASH_KEY"
 
 _COMMON = {"name", "action", "description", "signals", "levels"}
@@ -184,11 +188,12 @@ def _where(node: yaml.Node, path: str) -> Where:
     return Where(node.start_mark.line + 1, node.start_mark.column + 1, path)
 
 
-_CONSTRUCTOR = yaml.SafeLoader("")  # turns scalar nodes into Python values (int, bool, ...)
-
-
 def _scalar(node: yaml.Node):
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    """The Python value of a node (int, bool, str, ... ; mappings and lists deep). A fresh
+    constructor each time: a constructor remembers every node it built (its alias memo),
+    so a shared one kept every policy ever loaded alive, ~0.5-1 MiB per reload of the
+    doctrine. Aliases inside the one node are still built once."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _mapping(node, path, errs) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
@@ -276,9 +281,14 @@ def load_file(path: str | Path) -> PolicyDoc:
     path = Path(path)
     source = str(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            # Read one byte past the bound, never the whole of a file that is too big.
+            data = f.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise PolicyError([f"{source}:1:1: cannot read policy file: {exc.strerror}"]) from exc
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([f"{source}:1:1: (file): the policy file is larger than {MAX_POLICY_BYTES} bytes "
+                           f"({MAX_POLICY_BYTES / 2**20:g} MiB), the most a policy may be"])
     return parse(data, source)
 
 
@@ -601,7 +611,7 @@ def _tests(entry, errs) -> list[PolicyCase]:
             continue
         payload = {}
         for f in ("input", "expect"):
-            value = _CONSTRUCTOR.construct_object(fields[f][1], deep=True)
+            value = _scalar(fields[f][1])
             if f == "expect" and value == "dropped":
                 value = None  # the item must be removed by a drop rule
             elif not isinstance(value, dict):
