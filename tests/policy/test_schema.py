@@ -538,3 +538,10 @@ def test_aliases_in_a_test_case_are_built_once():
     doc = parse(text.encode(), "p.yaml")
     top = doc.tests[0].input["l8"]
     assert top[0] is top[1], "an alias was expanded instead of shared"
+
+
+def test_a_policy_nested_too_deep_is_a_located_error_not_a_crash():
+    deep = b"version: 1\nrules:\n  - name: a\n    action: delete\n    keys: " + b"[" * 5000 + b"]" * 5000 + b"\n"
+    with pytest.raises(PolicyError) as info:
+        parse(deep, "p.yaml")
+    assert info.value.errors == ["p.yaml:1:1: (yaml): nesting too deep; a policy is a few levels deep"]

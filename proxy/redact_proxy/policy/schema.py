@@ -293,6 +293,14 @@ def load_file(path: str | Path) -> PolicyDoc:
 
 
 def parse(data: bytes, source: str) -> PolicyDoc:
+    """Check a policy (or collector config) document; raises PolicyError."""
+    try:
+        return _parse(data, source)
+    except RecursionError as exc:  # PyYAML composes and constructs recursively
+        raise PolicyError([f"{source}:1:1: (yaml): nesting too deep; a policy is a few levels deep"]) from exc
+
+
+def _parse(data: bytes, source: str) -> PolicyDoc:
     errs = _Errors(source)
     try:
         root = yaml.compose(data, Loader=yaml.SafeLoader)
