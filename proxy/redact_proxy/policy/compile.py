@@ -413,17 +413,32 @@ def _field_rule(rule: Rule, target: str) -> FieldRule:
     if target == "span_name" and rule.action is Action.SANITIZE_SQL:
         from redact_proxy.policy import statements
 
-        return FieldRule(replace(d, rewrite=statements.sanitize_span_name), _statement_may_change)
+        return FieldRule(replace(d, rewrite=_memoised(statements.sanitize_span_name)), _statement_may_change)
     if target == "span_name" and rule.action is Action.SANITIZE_URL:
         from redact_proxy.policy import url
 
         path_ids = rule.path_ids
-
-        def sanitize(name: str, system: str | None) -> str:
-            return url.sanitize_span_name(name, path_ids)
-
+        sanitize = _memoised(lambda name, system: url.sanitize_span_name(name, path_ids))
         return FieldRule(replace(d, rewrite=sanitize), lambda name, db_systems: sanitize(name, None) != name)
     return FieldRule(d)
+
+
+def _memoised(rewrite: Rewrite) -> Rewrite:
+    """A span-name sanitizer with its results memoised: span names are few (routes,
+    operations) and every span of a batch carries one. Bounded like the key memos."""
+    memo: dict[tuple[str, str | None], str] = {}
+
+    def sanitize(name: str, system: str | None) -> str:
+        key = (name, system)
+        out = memo.get(key)
+        if out is None:
+            out = rewrite(name, system)
+            if len(memo) >= DECISION_CACHE_LIMIT:
+                memo.clear()
+            memo[key] = out
+        return out
+
+    return sanitize
 
 
 # One system of each dialect the statement sanitizers read differently: a span name

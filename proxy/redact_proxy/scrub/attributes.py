@@ -27,7 +27,7 @@ from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE,
 from redact_proxy.scrub import jsontext
 from redact_proxy.scrub.text import Tally, mask_int, mask_text, scrub_text
 
-__all__ = ["Tally", "hash_value", "mask_text", "scrub_attributes", "scrub_text", "scrub_value", "text_of"]
+__all__ = ["DbSystem", "Tally", "hash_value", "mask_text", "scrub_attributes", "scrub_text", "scrub_value", "text_of"]
 
 
 def text_of(value: AnyValue) -> str | None:
@@ -117,10 +117,11 @@ def system_of(kvs) -> str | None:
     return found
 
 
-def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher) -> None:
-    """Scrub a top-level attribute list: key rules, then keep_only, then masks."""
+def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher, system: "DbSystem | None" = None) -> None:
+    """Scrub a top-level attribute list: key rules, then keep_only, then masks.
+    ``system``: the list's db system when the caller already looked it up."""
     if attrs:
-        _scrub_kvs(attrs, decider, None, tally, hasher, (), _Lazy(attrs))
+        _scrub_kvs(attrs, decider, None, tally, hasher, (), system or DbSystem(attrs))
 
 
 def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: TextOps | None = None,
@@ -144,7 +145,7 @@ def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: Te
     return True
 
 
-class _Lazy:
+class DbSystem:
     """The db system of a top-level attribute list, looked up on first need (only
     sanitize_sql reads it)."""
 
@@ -154,6 +155,12 @@ class _Lazy:
         self.kvs = kvs
         self.done = False
         self.value = None
+
+    @classmethod
+    def known(cls, value: str | None) -> "DbSystem":
+        lazy = cls(())
+        lazy.done, lazy.value = True, value
+        return lazy
 
     def get(self) -> str | None:
         if not self.done:
@@ -166,7 +173,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
     # key rules or masks exist, one look at the value's kind (no call per attribute).
     # ``parent``: None for a top-level attribute list, else the dotted path of the value
     # this kvlist is. ``inherited``: the masks of the attribute this kvlist sits under.
-    # ``system``: a _Lazy (top level) or the db system already looked up.
+    # ``system``: a DbSystem (top level) or the db system already looked up.
     doomed = None
     descend = decider.has_key_rules or bool(decider.key_masks)  # nested keys are data too
     top = parent is None
@@ -268,4 +275,3 @@ def scrub_string(text: str, decider: Decider, path: str, tally: Tally, hasher, m
         if out is not jsontext.NOT_JSON:
             return out
     return mask_text(text, masks, tally) if masks else None
-

@@ -5,7 +5,7 @@ version, schema_urls, resource entity refs); drop rules on spans."""
 from __future__ import annotations
 
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.scrub.attributes import Tally, scrub_attributes, scrub_text, system_of
+from redact_proxy.scrub.attributes import DbSystem, Tally, scrub_attributes, scrub_text, system_of
 from redact_proxy.scrub.common import scrub_resource, scrub_scope, scrub_schema_url
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
@@ -39,8 +39,11 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
             if drops and drop_items(spans, drops, tally):
                 pruned = True
             for span in spans:
+                # Read once, before the attributes are scrubbed: the span name's dialect,
+                # and the one sanitize_sql on db.statement would look up again.
                 system = system_of(span.attributes) if name_needs_system else None
-                scrub_attributes(span.attributes, span_d, tally, hasher)
+                scrub_attributes(span.attributes, span_d, tally, hasher,
+                                 DbSystem.known(system) if name_needs_system else None)
                 if name_ops:
                     out = scrub_text(span.name, name_ops, tally, system)
                     if out is not None:
