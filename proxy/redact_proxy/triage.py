@@ -328,8 +328,10 @@ def _masked(candidates, joined: bytes, memo: dict) -> bool:
     alternation finds a candidate in is masked for real (memoised, bounded)."""
     regex, masks = candidates
     pos = 0
-    while (m := regex.search(joined, pos)) is not None:
+    for m in regex.finditer(joined):  # one pass (a search per candidate rescans the rest)
         start, end = m.span()
+        if start < pos:
+            continue  # inside a text already judged
         if b"\x00" in joined[start:end]:
             return True  # spans two texts: not judged here
         head = joined.rfind(b"\x00", 0, start) + 1
