@@ -516,8 +516,11 @@ _CARD = (
     rf"|[0-9]{{4}}{_CARD_SEP}[0-9]{{4}}{_CARD_SEP}[0-9]{{4}}{_CARD_SEP}[0-9]{{1,3}}"
     r"|[0-9]{13,19})"
 )
+# The country code is one of the table's (either case): two arbitrary letters and two
+# digits start a candidate in every fourth hex id, and each candidate costs a verifier.
+_IBAN_COUNTRIES = "|".join(sorted(code.decode() for code in _IBAN_BBAN))
 _IBAN = (
-    r"\b[A-Za-z]{2}[0-9]{2}(?:[ \-]?[A-Za-z0-9]{4}){2,7}(?:[ \-]?[A-Za-z0-9]{1,3})?\b"
+    rf"\b(?i:{_IBAN_COUNTRIES})[0-9]{{2}}(?:[ \-]?[A-Za-z0-9]{{4}}){{2,7}}(?:[ \-]?[A-Za-z0-9]{{1,3}})?\b"
 )
 # "eyJ" is base64 for '{"'. Ten more base64url characters make a JSON object
 # certain; from there the match extends greedily over segments and dots, so a JWS,
