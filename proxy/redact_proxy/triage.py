@@ -395,10 +395,10 @@ class _Checks:
         body = texts.get((Level.LOG, "log_body"))
         self.never = body is not None and body.rule is not None and body.rule.op in (OP_REMOVE, OP_REPLACE)
         value_masks = [m for d in deciders for _filter, m in d.masks] + list(body.masks if body else ())
-        self.nested_ok = not any(d.has_key_rules or d.key_masks for d in deciders)
+        self.nested_ok = not any(d.descend for d in deciders)
         self.drops = _drop_regexes(policy, signal)
         # JSON text meets the key rules and masks; with neither it is scrubbed to itself.
-        json = any(d.has_key_rules or d.key_masks or d.masks for d in deciders) or bool(value_masks)
+        json = any(d.descend or d.masks for d in deciders) or bool(value_masks)
         self.json = _compile([_JSON_TEXT]) if json else None
         self.values = _candidates(regexes, value_masks)
         self.confirmed: dict[bytes, bool] = {}  # value text -> a mask changes it

@@ -123,7 +123,7 @@ class Decider:
     """Key -> Decision for one (signal, level), memoised: top-level attribute keys by the
     key, nested keys (inside kvlists, structured bodies and JSON text) by dotted path."""
 
-    __slots__ = ("key_rules", "keep_only", "masks", "key_masks", "top", "nested", "has_key_rules")
+    __slots__ = ("key_rules", "keep_only", "masks", "key_masks", "top", "nested", "has_key_rules", "descend")
 
     def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...],
                  masks: tuple[tuple["_KeyRule | None", Mask], ...] = (), key_masks: tuple[Mask, ...] = ()):
@@ -132,6 +132,9 @@ class Decider:
         self.masks = masks  # (key filter or None = every attribute, mask)
         self.key_masks = key_masks  # mask rules whose targets include `keys`
         self.has_key_rules = bool(key_rules)
+        # Whether a kept kvlist or JSON value must be walked for its keys: key rules
+        # decide nested keys, key masks rewrite them.
+        self.descend = bool(key_rules or key_masks)
         self.top: dict[str, Decision] = {}  # attributes: key rules, then keep_only
         self.nested: dict[tuple[str, str], Decision] = {}  # (parent path, key): key rules only
 
@@ -373,20 +376,11 @@ def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
         replace = lambda text: template.replace("{hash}", hasher(text.encode()))  # noqa: E731
     else:
         replace = template
-    names = _expand(detectors, rule.detectors)
-    digit_names = tuple(n for n in names if n in _digit_detectors(detectors))
+    names = detectors.expand_detectors(rule.detectors)
+    # The detectors that can match a bare run of decimal digits check integer values.
+    digit_names = tuple(n for n in names if n in detectors.DIGIT_DETECTORS)
     digits = detectors.Masker(digit_names, (), replace) if digit_names else None
     return Mask(rule.index, detectors.Masker(names, rule.regexes, replace), digits)
-
-
-def _expand(detectors, names: tuple[str, ...]) -> tuple[str, ...]:
-    expand = getattr(detectors, "expand_detectors", None)
-    return tuple(expand(names)) if expand else names
-
-
-def _digit_detectors(detectors) -> frozenset[str]:
-    # The detectors that can match a bare run of decimal digits: they check integers.
-    return getattr(detectors, "DIGIT_DETECTORS", frozenset({"credit_card", "phone"}))
 
 
 def _decision(rule: Rule) -> Decision:

@@ -543,7 +543,7 @@ def _mask_fields(fields, path, errs) -> dict:
 
     out: dict = {}
     if "detectors" in fields:
-        names = tuple(detectors.DETECTORS) + tuple(getattr(detectors, "DETECTOR_GROUPS", {}))
+        names = tuple(detectors.DETECTORS) + tuple(detectors.DETECTOR_GROUPS)
         out["detectors"] = tuple(_choices(fields["detectors"][1], f"{path}.detectors", errs, names))
     regexes = []
     for j, (pattern, pnode) in enumerate(

@@ -140,7 +140,7 @@ def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: Te
             value.string_value = d.replacement
             return True
         masks = ops.masks
-    if decider.has_key_rules or masks or decider.key_masks:
+    if decider.descend or masks:
         _value(value, value.WhichOneof("value"), decider, "", tally, hasher, masks, system)
     return True
 
@@ -175,7 +175,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
     # this kvlist is. ``inherited``: the masks of the attribute this kvlist sits under.
     # ``system``: a DbSystem (top level) or the db system already looked up.
     doomed = None
-    descend = decider.has_key_rules or bool(decider.key_masks)  # nested keys are data too
+    descend = decider.descend
     top = parent is None
     memo = decider.top
     for i, kv in enumerate(kvs):

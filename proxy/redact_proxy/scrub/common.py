@@ -11,9 +11,9 @@ def scrub_resource(container, policy: CompiledPolicy, signal: str, decider: Deci
     """A ResourceSpans / ResourceMetrics / ResourceLogs: its resource and schema_url."""
     resource = container.resource
     scrub_attributes(resource.attributes, decider, tally, policy.hasher)
-    scrub_schema_url(container, policy.text(signal, Level.RESOURCE, "schema_url"), tally)
-    refs = policy.text(signal, Level.RESOURCE, "entity_ref")
     url_ops = policy.text(signal, Level.RESOURCE, "schema_url")
+    scrub_schema_url(container, url_ops, tally)
+    refs = policy.text(signal, Level.RESOURCE, "entity_ref")
     for ref in resource.entity_refs:
         if refs:
             out = scrub_text(ref.type, refs, tally)

@@ -4,7 +4,7 @@ version, schema_urls, resource entity refs); drop rules on spans."""
 
 from __future__ import annotations
 
-from redact_proxy.policy import CompiledPolicy, Level
+from redact_proxy.policy import Action, CompiledPolicy, Level
 from redact_proxy.scrub.attributes import DbSystem, Tally, scrub_attributes, scrub_text, system_of
 from redact_proxy.scrub.common import scrub_resource, scrub_scope, scrub_schema_url
 from redact_proxy.scrub.drop import drop_items, prune_empty
@@ -24,7 +24,7 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     hasher = policy.hasher
     name_ops = policy.text("traces", Level.SPAN, "span_name")
     # A span name that is a statement is read in the dialect of the span's database.
-    name_needs_system = any(r.decision.rewrite is not None for r in name_ops.rules)
+    name_needs_system = any(r.decision.action is Action.SANITIZE_SQL for r in name_ops.rules)
     status_ops = policy.text("traces", Level.SPAN, "status_message")
     state_ops = policy.text("traces", Level.SPAN, "trace_state")
     event_ops = policy.text("traces", Level.EVENT, "event_name")
