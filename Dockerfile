@@ -33,7 +33,8 @@ RUN python -m venv /opt/redact-proxy
 COPY pyproject.toml README.md ./
 COPY proxy/ proxy/
 COPY native/Cargo.toml native/Cargo.lock native/
-COPY native/src/ native/src/
+COPY native/core/ native/core/
+COPY native/python/ native/python/
 RUN /opt/redact-proxy/bin/pip install --no-cache-dir . \
  && /opt/redact-proxy/bin/python -m compileall -q /opt/redact-proxy/lib
 

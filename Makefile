@@ -6,8 +6,9 @@ PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
 .PHONY: install run test test-unit bench fuzz check-policies clean
 
-# native/ is the Rust walk (PyO3), built by maturin into the package by pip; needs cargo.
-$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+# native/ is the Rust engine (core: plain Rust; python: the PyO3 shell), built by maturin into
+# the package by pip; needs cargo.
+$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/*/Cargo.toml native/*/src/*.rs native/*/src/*/*.rs)
 	@command -v cargo >/dev/null || { echo "make: cargo not found; the native module needs Rust (https://rustup.rs)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -28,7 +29,7 @@ run: install
 # Prometheus/Alertmanager from Debian, the Node.js SDK), then every test.
 test: install
 	bash tests/e2e/setup.sh
-	cd native && cargo test --no-default-features --quiet
+	cd native && cargo test -p redact-core --quiet
 	$(PY) -m pytest
 
 # Quick loop while developing: no real-stack tests.

@@ -1,7 +1,7 @@
 """Triage: prove from a protobuf body's bytes that the policy leaves the batch as it is.
 
 Strategy: the scrubber walks the decoded batch in Python, about 1 µs per attribute, and
-most batches hold nothing any rule touches. The native ``scan`` (native/src/lib.rs) reads
+most batches hold nothing any rule touches. The native ``scan`` (native/python/src/triage.rs) reads
 the wire bytes once and returns the distinct attribute keys (at every depth), the keys
 whose value is a number or boolean, whether any kvlist holds keys (``nested``), and text
 channels: the "values" channel holds every AnyValue string, bytes and integer (as its
@@ -70,7 +70,7 @@ from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP, OP_REMOVE
 from redact_proxy.policy.schema import LEVELS_OF, compile_regex
 from redact_proxy.signals import ALL, Signal
 
-# Field kinds and flags of the native schema (native/src/walk.rs).
+# Field kinds and flags of the native schema (native/core/src/walk.rs).
 _PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT, _BOOL = range(7)
 _ITEM, _UTF8, _REPEATED, _NESTED, _NUL_FREE = 1, 2, 4, 8, 16
 

@@ -51,7 +51,7 @@ ID_LENGTHS: dict[tuple[str, str], int] = {
     pair: _LENGTH_BY_NAME[pair[1]] for pair, f in FIELDS.items() if f.treatment is Treatment.IDENTIFIER
 }
 
-# Native schema kinds and flags (native/src/walk.rs).
+# Native schema kinds and flags (native/core/src/walk.rs).
 _PLAIN, _MESSAGE, _KEY = 0, 1, 2
 _ITEM, _REPEATED = 1, 4
 _MAX_FIELD = 1024  # the walk's own ceiling on field numbers (walk.rs MAX_FIELD)

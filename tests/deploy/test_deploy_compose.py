@@ -215,7 +215,7 @@ def test_dockerfile_copy_sources_are_in_the_build_context():
         assert not dockerignore_allows(path), f".dockerignore lets {path} into the build context"
 
 
-@pytest.mark.parametrize("required", ["pyproject.toml", "README.md", "proxy", "policies", "native/src",
+@pytest.mark.parametrize("required", ["pyproject.toml", "README.md", "proxy", "policies", "native/core", "native/python",
                                       "native/Cargo.lock"])
 def test_build_context_has_what_pip_install_needs(required):
     # README.md is pyproject's `readme`: setuptools fails the build without it.

@@ -1,6 +1,6 @@
-//! The wire walk itself, in plain Rust (no PyO3), so `cargo test --no-default-features`
-//! tests it without Python. `lib.rs` is the Python shell around it; the crate docs there
-//! state the contract ("never guesses"), which every check below serves.
+//! The triage wire walk, in plain Rust (no PyO3), so `cargo test -p redact-core`
+//! tests it without Python. The crate docs (`lib.rs`) state the contract ("never guesses"),
+//! which every check below serves; `native/python` is the PyO3 shell around it.
 
 use rustc_hash::FxHashSet as HashSet;
 

@@ -1,0 +1,13 @@
+//! `redact_proxy._native`: the PyO3 shell around `redact-core`. Each submodule here wraps
+//! one part of the core and registers its functions; none holds logic of its own.
+
+use pyo3::prelude::*;
+
+mod triage;
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    triage::register(m)?;
+    Ok(())
+}
