@@ -29,4 +29,6 @@
 //! Modules: `walk` (the triage walk above); more of the per-request engine lands here, each
 //! in its own module, all plain Rust.
 
+pub mod engine;
+pub mod hash;
 pub mod walk;

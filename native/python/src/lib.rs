@@ -3,11 +3,13 @@
 
 use pyo3::prelude::*;
 
+mod engine;
 mod triage;
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    engine::register(m)?;
     triage::register(m)?;
     Ok(())
 }

@@ -262,6 +262,10 @@ class CompiledPolicy:
     drops: dict[str, dict[str, tuple[DropRule, ...]]]  # signal -> tested key -> rules in file order
     # Free-text fields by (signal, level, target): target as in fields.TARGET_LEVELS.
     texts: dict[tuple[str, Level, str], TextOps]
+    # What `hasher` computes, for the native engine to compute the same: "hmac-sha256"
+    # with `hash_key`, "sha256", or "" when the policy hashes nothing (no key loaded).
+    hash_algorithm: str = ""
+    hash_key: bytes | None = field(default=None, repr=False)
 
     def decider(self, signal: str, level: Level) -> Decider:
         return self.deciders[(signal, level)]
@@ -284,7 +288,7 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> CompiledPol
 
 def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> CompiledPolicy:
     environ = os.environ if environ is None else environ
-    hasher = _hasher(doc, environ)
+    hasher, hash_algorithm, hash_key = _hasher(doc, environ)
     deciders: dict[tuple[str, Level], Decider] = {}
     errors: list[str] = []
     compiled: dict[int, _KeyRule] = {}
@@ -330,7 +334,7 @@ def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> Com
             if r.action is Action.DROP and s in r.signals and r.when:
                 by_key.setdefault(r.when.key, []).append(_drop(r))
         drops[s] = {key: tuple(rules) for key, rules in by_key.items()}
-    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, texts)
+    return CompiledPolicy(doc.source, doc.sha256, doc.rules, hasher, deciders, drops, texts, hash_algorithm, hash_key)
 
 
 def _costly_regexes(doc: PolicyDoc) -> list[tuple[int, str]]:
@@ -479,13 +483,14 @@ def _unkeyed_use(data: bytes) -> str:
     raise RuntimeError("no rule of this policy hashes, so no hash key was loaded")
 
 
-def _hasher(doc: PolicyDoc, environ) -> Callable[[bytes], str]:
+def _hasher(doc: PolicyDoc, environ) -> tuple[Callable[[bytes], str], str, bytes | None]:
+    """The hash function, its algorithm and its key."""
     spec = doc.hash
     if spec.algorithm == "sha256":
-        return lambda data: hashlib.sha256(data).hexdigest()
+        return (lambda data: hashlib.sha256(data).hexdigest()), "sha256", None
     where = f"{doc.source}:{spec.where}"
     if not any(r.action is Action.HASH or "{hash}" in r.replacement for r in doc.rules):
-        return _unkeyed_use  # nothing hashes: a policy without hash rules needs no key
+        return _unkeyed_use, "", None  # nothing hashes: a policy without hash rules needs no key
     if spec.key_env:
         value = environ.get(spec.key_env)
         if not value:
@@ -505,4 +510,4 @@ def _hasher(doc: PolicyDoc, environ) -> Callable[[bytes], str]:
         h.update(data)
         return h.hexdigest()
 
-    return hmac_sha256
+    return hmac_sha256, "hmac-sha256", key
