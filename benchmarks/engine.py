@@ -37,10 +37,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
 from redact_proxy.codec import Format  # noqa: E402
+from redact_proxy.engine import Engine  # noqa: E402
 from redact_proxy.pipeline import _redact  # noqa: E402
 from redact_proxy.policy import load  # noqa: E402
 from redact_proxy.signals import BY_NAME  # noqa: E402
-from redact_proxy.triage import Triage  # noqa: E402
 
 # Keys the doctrine policy deletes or hashes, and keys it lets through.
 SENSITIVE = ["user.id", "user.email", "client.address", "http.request.header.authorization",
@@ -176,10 +176,10 @@ def measure(name: str, policy, seconds: float) -> dict:
         msg.ParseFromString(pool[next(turn) % BATCH_POOL])
         msg.SerializeToString()
 
-    triage = Triage(policy)
+    engine = Engine(policy)
 
     def proxy() -> None:  # exactly the pipeline's path (pipeline._redact), minus the network
-        batch, _report = _redact(BY_NAME[signal], pool[next(turn) % BATCH_POOL], Format.PROTOBUF, policy, triage)
+        batch, _report = _redact(BY_NAME[signal], pool[next(turn) % BATCH_POOL], Format.PROTOBUF, engine)
         batch.to_bytes(Format.PROTOBUF)
 
     for fn in (floor, proxy):  # warm-up: memoised key decisions, allocator

@@ -16,6 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from redact_proxy import validate
 from redact_proxy.codec import Batch, Format, decode
 from redact_proxy.errors import MalformedRequest
+from redact_proxy.engine import Engine
 from redact_proxy.pipeline import _redact
 from redact_proxy.policy.compile import load
 from redact_proxy.signals import BY_NAME, LOGS, METRICS, TRACES
@@ -257,11 +258,12 @@ POLICIES = Path(__file__).parent / "testdata" / "policies"
 
 def test_a_body_triage_would_forward_verbatim_is_still_checked():
     policy = load(POLICIES / "drop.yaml")  # nothing in these spans meets its rules
-    triage = Triage(policy)
+    engine = Engine(policy)
+    triage = engine.triage
     good = _traces(trace_id=T16, span_id=S8).SerializeToString()
-    batch, _report = _redact(TRACES, good, Format.PROTOBUF, policy, triage)
+    batch, _report = _redact(TRACES, good, Format.PROTOBUF, engine)
     assert batch.to_bytes(Format.PROTOBUF) is good  # the verbatim path is taken for this policy
     bad = _traces(trace_id=T16, span_id=S8 + b"!").SerializeToString()
     assert triage.untouched(TRACES, bad) is not None  # triage alone would have passed it on
     with pytest.raises(MalformedRequest):
-        _redact(TRACES, bad, Format.PROTOBUF, policy, triage)
+        _redact(TRACES, bad, Format.PROTOBUF, engine)

@@ -32,6 +32,7 @@ from redact_proxy.scrub import Report
 from redact_proxy.scrub.attributes import mask_value, rewrite_value, scrub_string
 from redact_proxy.scrub.text import Tally, scrub_text
 from redact_proxy.signals import ALL, Signal
+from redact_proxy.triage import Triage
 
 # Roles and flags of the native table (native/core/src/engine/mod.rs).
 _PLAIN, _MSG, _ITEMS, _ATTRS, _TEXT, _BODY = range(6)
@@ -88,6 +89,7 @@ class Engine:
 
     def __init__(self, policy: CompiledPolicy):
         self.policy = policy
+        self.triage = Triage(policy)  # proves a batch untouched without walking it for output
         n = len(policy.rules)
         self._deciders = [(s, lv) for s in (sig.name for sig in ALL) for lv in LEVELS_OF[s]]
         self._decider_index = {key: i for i, key in enumerate(self._deciders)}

@@ -36,13 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from google.protobuf.message import Message
 
 from redact_proxy.codec import Batch, Format
+from redact_proxy.engine import Engine
 from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamError
 from redact_proxy.forward import Forwarder
 from redact_proxy.policy import CompiledPolicy
 from redact_proxy.scrub import Report, scrub, untouched
 from redact_proxy.signals import Signal
 from redact_proxy.telemetry import Telemetry
-from redact_proxy.triage import Triage
 from redact_proxy.validate import Wire, check_wire
 
 log = logging.getLogger("redact_proxy")
@@ -61,7 +61,7 @@ class Pipeline:
         self.unsized = 0  # tickets still charged the largest size, their size unknown
         self.cancelled = 0  # requests cut before they were answered
         self._scrub_thread = ThreadPoolExecutor(1, thread_name_prefix="redact-scrub")
-        self._active: tuple[CompiledPolicy, dict, Triage]
+        self._active: tuple[CompiledPolicy, dict, Engine]
         self.set_policy(policy)
 
     def close(self) -> None:
@@ -73,7 +73,7 @@ class Pipeline:
 
     def set_policy(self, policy: CompiledPolicy) -> None:
         """Swap the policy for requests that start from now on."""
-        self._active = (policy, self.telemetry.rules_for(policy), Triage(policy))
+        self._active = (policy, self.telemetry.rules_for(policy), Engine(policy))
         self.telemetry.set_policy(policy)
 
     def admit(self, nbytes: int, *, sized: bool = True) -> "Ticket":
@@ -105,7 +105,7 @@ class Pipeline:
             raise
 
     async def _export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:
-        policy, rule_counters, triage = self._active
+        policy, rule_counters, engine = self._active
         handles = self.telemetry.signal(signal.name, transport)
         started = time.perf_counter()
         # On the scrub thread, whatever the size: the loop keeps accepting, refusing and
@@ -115,7 +115,7 @@ class Pipeline:
         # 1-span batch (measured: ~0.3 ms per request either way); inline, a 100-span
         # batch (58 KB, under the old 256 KiB offload threshold) held the loop ~10 ms.
         loop = asyncio.get_running_loop()
-        batch, report = await loop.run_in_executor(self._scrub_thread, _redact, signal, body, fmt, policy, triage)
+        batch, report = await loop.run_in_executor(self._scrub_thread, _redact, signal, body, fmt, engine)
         handles.redact_duration.observe(time.perf_counter() - started)
         handles.received.inc(report.items_in)
         redacted, dropped = rule_counters[signal.name]
@@ -185,26 +185,38 @@ class Ticket:
         self.release()
 
 
-def _redact(signal: Signal, body: bytes, fmt: Format, policy: CompiledPolicy,
-            triage: Triage) -> tuple[Batch, Report]:
+def _redact(signal: Signal, body: bytes, fmt: Format, engine: Engine) -> tuple[Batch, Report]:
     """Decode and scrub one body (no I/O). MalformedRequest passes through; any other
     failure is RedactionFailed: the batch is refused, never forwarded as it was.
     A protobuf body is first checked for what the collector would refuse (validate.py);
-    one triage proves untouched is then forwarded as it came, undecoded."""
+    one triage proves untouched is then forwarded as it came, undecoded, and any other
+    the native engine scrubs as bytes. What neither takes (OTLP-JSON, unknown fields, a
+    body the engine declines) is decoded and scrubbed by the reference scrubber."""
+    policy = engine.policy
     wire = None
     if fmt is Format.PROTOBUF:
         wire = check_wire(signal, body)
-        # Triage's walk refuses whatever this one could not prove known-only: skip it.
+        # Triage's walk takes known fields only, and the engine what that walk vouches the
+        # decoder accepts exactly: anything else is decoded.
         if wire is Wire.KNOWN_ONLY:
-            items = triage.untouched(signal, body)
+            exact, items = engine.triage.judge(signal, body)
             if items is not None:
                 return Batch.verbatim(signal, body), untouched(items, policy)
+            result = _fail_closed(signal, engine.scrub, signal, body) if exact else None
+            if result is not None:
+                out, report = result
+                return Batch.verbatim(signal, body if out is None else out), report
     batch = Batch.from_bytes(signal, body, fmt, wire)
-    try:
-        report = scrub(signal.name, batch.message, policy)
-    except Exception as exc:
-        log.error("redaction failed, batch refused (%s, %s)", signal.name, exc.__class__.__name__)
-        raise RedactionFailed("redaction failed; the batch was refused, not forwarded") from exc
+    report = _fail_closed(signal, scrub, signal.name, batch.message, policy)
     if report.changed:
         batch.modified()
     return batch, report
+
+
+def _fail_closed(signal: Signal, step, *args):
+    """Run a scrub step; any exception refuses the batch (RedactionFailed), content-free."""
+    try:
+        return step(*args)
+    except Exception as exc:
+        log.error("redaction failed, batch refused (%s, %s)", signal.name, exc.__class__.__name__)
+        raise RedactionFailed("redaction failed; the batch was refused, not forwarded") from exc

@@ -273,16 +273,22 @@ class Triage:
         """The number of items in the protobuf ``body`` of ``signal`` when it can be
         forwarded as it is: the decoder would accept it, with no field it does not know,
         and scrubbing it would change nothing. None: not proven, decode and scrub it."""
+        return self.judge(signal, body)[1]
+
+    def judge(self, signal: Signal, body: bytes) -> tuple[bool, int | None]:
+        """(whether the walk vouches that the decoder accepts ``body`` exactly, with no
+        field it does not know; the item count when, moreover, scrubbing would change
+        nothing, else None). The native engine takes the bodies the walk vouches for."""
         name = signal.name
         checks = self._checks[name]
-        if checks.never:
-            return None
         found = scan(body, SCHEMAS[name])
         if found is None:
-            return None
+            return False, None
+        if checks.never:
+            return True, None
         keys, scalar_keys, texts, items, nested = found
         if nested and not checks.nested_ok:
-            return None
+            return True, None
         values = texts[_VALUES]
         memo = self._touches[name]
         drops = checks.drops
@@ -294,25 +300,25 @@ class Triage:
                     memo.clear()
                 memo[key] = touched
             if touched:
-                return None
+                return True, None
             drop = drops.get(key)
             if drop is not None:
                 finds, reads_scalars = drop
                 if (reads_scalars and key in scalar_keys) or finds.search(values) is not None:
-                    return None
+                    return True, None
         if checks.json is not None and checks.json.search(values) is not None:
-            return None
+            return True, None
         if checks.values is not None and _masked(checks.values, values, checks.confirmed):
-            return None
+            return True, None
         for channel, regex, text_rules, judged, confirmed in checks.channels:
             joined = texts[channel]
             if len(joined) == 1:
                 continue  # no text in this field anywhere in the batch
             if regex is not None and _masked(regex, joined, confirmed):
-                return None
+                return True, None
             if text_rules and _rule_touches(text_rules, judged, joined, any(k in keys for k in _DB_SYSTEM_KEYS)):
-                return None
-        return items
+                return True, None
+        return True, items
 
     def _key_touched(self, signal: str, raw: bytes) -> bool:
         key = raw.decode("utf-8")  # scan returns no body with invalid UTF-8 in a string

@@ -10,6 +10,10 @@ with a body -- decompress, decode, scrub, encode -- and two invariants checked.
 3. Triage is exact: a protobuf body triage vouches for (the pipeline then forwards it
    as it came, undecoded) is one the decoder accepts, with no unknown field, the item
    count triage gives, and that the scrub leaves unchanged.
+4. The native engine is the reference: on a protobuf body it takes, it never panics,
+   its output decodes to the reference's output with the same counts, and it never
+   emits a planted value. It sees, as in the pipeline, the bodies the wire check
+   (validate.py) passes as known-only and triage's walk vouches the decoder accepts.
 
 The policy deletes the planted keys and masks anything shaped like a planted value, so
 a planted value moved by a mutation under an innocent key must still be masked.
@@ -21,13 +25,14 @@ import re
 from pathlib import Path
 
 from redact_proxy.codec import Batch, Format, decompress
+from redact_proxy.engine import Engine
 from redact_proxy.errors import MalformedRequest, RequestTooLarge
 from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import parse
 from redact_proxy.scrub import count as scrub_count
 from redact_proxy.scrub import scrub
 from redact_proxy.signals import BY_NAME
-from redact_proxy.triage import Triage
+from redact_proxy.validate import Wire, check_wire
 
 CORPUS = Path(__file__).parent / "corpus"
 LIMIT = 1 << 20  # max decompressed bytes, as --max-request-bytes
@@ -52,7 +57,8 @@ rules:
     action: drop
     when: {key: http.route, in: [/healthz]}
 """, "fuzz-policy.yaml"), {})
-TRIAGE = Triage(POLICY)
+ENGINE = Engine(POLICY)
+TRIAGE = ENGINE.triage
 
 
 class Leak(AssertionError):
@@ -66,17 +72,24 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
     except (MalformedRequest, RequestTooLarge):
         return False
     items = TRIAGE.untouched(BY_NAME[signal], body) if fmt is Format.PROTOBUF else None
+    # As the pipeline does: the engine takes what the wire check passes as known-only.
+    native = ENGINE.scrub(BY_NAME[signal], body) if fmt is Format.PROTOBUF and _known_only(signal, body) else None
     try:
         batch = Batch.from_bytes(BY_NAME[signal], body, fmt)
     except MalformedRequest:
         if items is not None:
             raise Leak("triage vouched for a body the decoder refuses") from None
+        if native is not None:
+            raise Leak("the engine scrubbed a body the decoder refuses") from None
         return False
     if items is not None:
         assert_verbatim_exact(signal, body, items)
+    reference = BY_NAME[signal].request.FromString(body) if native is not None else None
     report = scrub(signal, batch.message, POLICY)
     if items is not None and (report.changed or any(report.redactions) or any(report.dropped)):
         raise Leak("triage vouched for a batch the scrub changes")
+    if native is not None:
+        _assert_engine_is_reference(signal, body, native, reference, report)
     if report.changed:
         batch.modified()
     for out_fmt in (Format.PROTOBUF, Format.JSON):
@@ -85,6 +98,28 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
         again = Batch.from_bytes(BY_NAME[signal], forwarded, out_fmt).message
         _assert_clean(again)
     return True
+
+
+def _known_only(signal: str, body: bytes) -> bool:
+    try:
+        known = check_wire(BY_NAME[signal], body) is Wire.KNOWN_ONLY
+    except MalformedRequest:
+        return False
+    return known and TRIAGE.judge(BY_NAME[signal], body)[0]
+
+
+def _assert_engine_is_reference(signal: str, body: bytes, native, reference, report) -> None:
+    out, got = native
+    engine_out = BY_NAME[signal].request.FromString(body if out is None else out)
+    _assert_clean(engine_out)
+    scrub(signal, reference, POLICY)
+    # The reference drops unknown fields when it re-encodes; the engine copies them.
+    engine_out.DiscardUnknownFields()
+    reference.DiscardUnknownFields()
+    if engine_out != reference:
+        raise Leak("the engine's output differs from the reference's")
+    if (got.redactions, got.dropped, got.items_in) != (report.redactions, report.dropped, report.items_in):
+        raise Leak("the engine's counts differ from the reference's")
 
 
 def assert_verbatim_exact(signal: str, body: bytes, items: int) -> None:

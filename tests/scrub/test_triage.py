@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from fuzz_target import assert_verbatim_exact  # noqa: E402
 
 from redact_proxy.codec import Format, decode
+from redact_proxy.engine import Engine
 from redact_proxy.pipeline import _redact
 from redact_proxy.policy import Level
 from redact_proxy.policy.compile import load
@@ -705,7 +706,7 @@ def test_unknown_fields_are_not_vouched_for():
         bytes([len(span_bytes)]) + span_bytes
     assert TRIAGES[id(POLICY)].untouched(TRACES, body) is None
     assert TRIAGES[id(POLICY)].untouched(TRACES, req.SerializeToString()) == 1
-    batch, report = _redact(TRACES, body, Format.PROTOBUF, POLICY, TRIAGES[id(POLICY)])
+    batch, report = _redact(TRACES, body, Format.PROTOBUF, Engine(POLICY))
     assert not report.changed
     forwarded = batch.to_bytes(Format.PROTOBUF)
     assert b"bob@example.com" in body and b"bob@example.com" not in forwarded
@@ -713,7 +714,7 @@ def test_unknown_fields_are_not_vouched_for():
 
 def test_json_bodies_always_take_the_full_path():
     batch, report = _redact(LOGS, b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}',
-                            Format.JSON, POLICY, TRIAGES[id(POLICY)])
+                            Format.JSON, Engine(POLICY))
     assert report.items_in == 1 and batch.to_bytes(Format.JSON)
 
 
@@ -797,7 +798,7 @@ def test_scan_refuses_what_the_decoder_reads_otherwise(case):
 
 def test_a_verbatim_batch_is_decoded_only_for_another_encoding():
     body = _span_batch({"plain": "a"})
-    batch, report = _redact(TRACES, body, Format.PROTOBUF, POLICY, TRIAGES[id(POLICY)])
+    batch, report = _redact(TRACES, body, Format.PROTOBUF, Engine(POLICY))
     assert report.items_in == 1 and not report.changed
     assert batch.to_bytes(Format.PROTOBUF) is body
     assert batch._message is None  # nothing decoded so far
