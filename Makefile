@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
-.PHONY: install run test test-unit bench fuzz check-policies clean
+.PHONY: install run test test-unit bench fuzz fuzz-engine check-policies clean
 
 # native/ is the Rust engine (core: plain Rust; python: the PyO3 shell), built by maturin into
 # the package by pip; needs cargo.
@@ -30,6 +30,7 @@ run: install
 test: install
 	bash tests/e2e/setup.sh
 	cd native && cargo test -p redact-core --quiet
+	$(MAKE) fuzz-engine ENGINE_FUZZ_SECONDS=30
 	$(PY) -m pytest
 
 # Quick loop while developing: no real-stack tests.
@@ -44,6 +45,17 @@ FUZZ_SECONDS ?= 300
 fuzz: install
 	$(PIP) install -q -e '.[fuzz]'
 	$(PY) tests/fuzz/atheris_pipeline.py -max_total_time=$(FUZZ_SECONDS) .cache/fuzz-corpus
+	$(MAKE) fuzz-engine ENGINE_FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# The native engine under libFuzzer (cargo fuzz, nightly): never panics, stays within its
+# memory limits, never emits a planted value (native/fuzz/fuzz_targets/engine.rs).
+ENGINE_FUZZ_SECONDS ?= 300
+fuzz-engine: install
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	$(PY) tests/fuzz/engine_spec.py --seeds .cache/fuzz-engine
+	cd native/fuzz && cargo +nightly fuzz run engine ../../.cache/fuzz-engine -- \
+		-max_total_time=$(ENGINE_FUZZ_SECONDS) -rss_limit_mb=1024 -malloc_limit_mb=512
 
 check-policies: install
 	for p in policies/*.yaml; do REDACT_PROXY_HASH_KEY=check-only-key-0123456789 $(VENV)/bin/redact-proxy check --policy $$p || exit 1; done

@@ -91,20 +91,28 @@ class Engine:
         self.policy = policy
         self.triage = Triage(policy)  # proves a batch untouched without walking it for output
         n = len(policy.rules)
-        self._deciders = [(s, lv) for s in (sig.name for sig in ALL) for lv in LEVELS_OF[s]]
+        # In Level order (LEVELS_OF holds sets): the same ids in every process.
+        self._deciders = [(sig.name, lv) for sig in ALL for lv in Level if lv in LEVELS_OF[sig.name]]
         self._decider_index = {key: i for i, key in enumerate(self._deciders)}
-        self._texts: list[TextOps] = []
+        self._texts: list[TextOps] = []  # filled by _table, in the order the spec lists them
         self._masks = _masks_by_rule(policy)
         self._rewriters = {d.rule: d.rewrite for dec in policy.deciders.values() for r in dec.key_rules
                            for d in [r.decision] if d.op == OP_REWRITE}
         self._signal_index = {sig.name: i for i, sig in enumerate(ALL)}
-        signals = [(self._table(sig), self._drops(sig.name)) for sig in ALL]
-        descend = [policy.decider(s, lv).descend for s, lv in self._deciders]
-        texts = [_text_spec(ops) for ops in self._texts]
-        digits = [bool(self._masks.get(i) and self._masks[i].digits is not None) for i in range(n)]
-        hash_spec = (policy.hash_algorithm, policy.hash_key)
-        self._native = _NativeEngine(_layout(), signals, descend, texts, digits, 10 ** (DIGIT_MIN_RUN - 1),
-                                     hash_spec, n)
+        # The native build input as plain data (native/core/src/engine/spec.rs); the fuzz
+        # target reads the same, as JSON (`spec_json`).
+        self.spec = {
+            "layout": list(_layout()),
+            "signals": [(self._table(sig), self._drops(sig.name)) for sig in ALL],
+            "descend": [policy.decider(s, lv).descend for s, lv in self._deciders],
+            "texts": [_text_spec(ops) for ops in self._texts],
+            "mask_digits": [bool(self._masks.get(i) and self._masks[i].digits is not None) for i in range(n)],
+            "int_short": 10 ** (DIGIT_MIN_RUN - 1),
+            "n_rules": n,
+        }
+        s = self.spec
+        self._native = _NativeEngine(s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"],
+                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n)
 
     # --- the request path -------------------------------------------------------------
 

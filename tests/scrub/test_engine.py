@@ -159,3 +159,11 @@ def test_a_body_the_table_does_not_describe_is_declined():
     engine = ENGINES["doctrine"]
     assert engine.scrub(BY_NAME["traces"], b"\x0a\x05\x0a\x03\xff\xff") is None  # truncated
     assert engine.scrub(BY_NAME["traces"], b"\x0b") is None  # a group wire type
+
+
+def test_the_fuzz_targets_table_is_current():
+    """native/fuzz/spec.json is what the fuzz policy compiles to today (regenerate it with
+    `python tests/fuzz/engine_spec.py > native/fuzz/spec.json`)."""
+    import engine_spec
+
+    assert (ROOT / "native" / "fuzz" / "spec.json").read_text() == engine_spec.spec_json()

@@ -4,15 +4,11 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use redact_core::engine::{self as core, Answer, Decision, First, Op, Outcome, Question};
+use redact_core::engine::spec::{build, DropSpec, MessageSpec, Spec, TextSpec};
+use redact_core::engine::{self as core, Answer, Decision, Op, Outcome, Question};
 use redact_core::hash::{HashAlg, Hasher};
 
-type Layout = (u32, u32, u32, u32, u32, u32, u32, u32, u32, u32, u32);
-type MessageSpec = (u32, Vec<core::Entry>); // (attrs field number, entries)
-type DropSpec = (String, u32, bool, Vec<String>); // (key, rule, is_regex, values or [pattern])
-type TextSpec = (bool, u8, u32, String, Vec<u32>); // (python, first: 0 none 1 remove 2 replace, rule, replacement, masks)
 type DecisionSpec = (u8, bool, u32, Vec<u32>, Option<String>, Vec<u32>, String);
 
 #[pyclass(frozen)]
@@ -20,36 +16,6 @@ pub struct Engine(core::Engine);
 
 fn bad(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
-}
-
-fn signal(messages: Vec<MessageSpec>, drops: Vec<DropSpec>) -> PyResult<core::Signal> {
-    let count = messages.len() as u32;
-    let mut out = Vec::with_capacity(messages.len());
-    for (attrs, entries) in messages {
-        let mut fields = Vec::new();
-        for (number, role, target, flags, extra) in entries {
-            if number == 0 || number > 1024 || role > core::BODY || ((role == core::MSG || role == core::ITEMS) && target >= count) {
-                return Err(bad(format!("bad table entry for field {number}")));
-            }
-            let i = number as usize;
-            if fields.len() <= i {
-                fields.resize(i + 1, core::Role::default());
-            }
-            fields[i] = core::Role { role, target, flags, extra };
-        }
-        out.push(core::Message { fields, attrs });
-    }
-    let mut by_key: HashMap<String, Vec<(u32, core::DropTest)>> = HashMap::default();
-    for (key, rule, is_regex, values) in drops {
-        let test = if is_regex {
-            let pattern = values.first().ok_or_else(|| bad("a regex drop needs its pattern"))?;
-            core::DropTest::Regex(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(bad)?)
-        } else {
-            core::DropTest::Values(values.into_iter().collect::<HashSet<_>>())
-        };
-        by_key.entry(key).or_default().push((rule, test));
-    }
-    Ok(core::Signal { messages: out, drops: by_key })
 }
 
 fn decision(d: DecisionSpec) -> PyResult<Decision> {
@@ -105,31 +71,16 @@ impl Engine {
     /// See `redact_proxy/engine.py` (`_build`), which makes every argument.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    fn new(layout: Layout, signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>, descend: Vec<bool>, texts: Vec<TextSpec>,
+    fn new(layout: [u32; 11], signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>, descend: Vec<bool>, texts: Vec<TextSpec>,
            mask_digits: Vec<bool>, int_short: i64, hash: (String, Option<Vec<u8>>), n_rules: usize) -> PyResult<Self> {
-        let (kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values) = layout;
-        let layout = core::Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values };
-        let signals = signals.into_iter().map(|(m, d)| signal(m, d)).collect::<PyResult<Vec<_>>>()?;
-        let deciders = descend.into_iter().map(|descend| core::Decider { descend }).collect();
-        let texts = texts
-            .into_iter()
-            .map(|(python, first, rule, replacement, masks)| core::TextOps {
-                python,
-                first: match first {
-                    1 => First::Remove(rule),
-                    2 => First::Replace(rule, replacement),
-                    _ => First::None,
-                },
-                masks,
-            })
-            .collect();
         let hasher = match hash {
             (alg, Some(key)) if alg == "hmac-sha256" => Some(Hasher::new(HashAlg::HmacSha256(key)).map_err(bad)?),
             (alg, _) if alg == "sha256" => Some(Hasher::new(HashAlg::Sha256).map_err(bad)?),
             _ => None,
         };
+        let spec = Spec { layout, signals, descend, texts, mask_digits, int_short, n_rules };
         let masks = (0..n_rules).map(|_| None).collect();
-        Ok(Engine(core::Engine::new(layout, signals, deciders, texts, masks, mask_digits, int_short, hasher, n_rules)))
+        Ok(Engine(build(spec, hasher, masks).map_err(bad)?))
     }
 
     /// Scrub `body` of signal `signal`: ("done", new body or None, items, redactions,

@@ -19,6 +19,7 @@
 //! per call, returned to the caller, never shared.
 
 mod scrub;
+pub mod spec;
 pub mod value;
 pub mod wire;
 

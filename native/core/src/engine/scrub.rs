@@ -136,6 +136,8 @@ fn split_kv<'a>(kv: &'a [u8], e: &Engine) -> Res<(&'a str, Option<&'a [u8]>)> {
                 return Err(Refused("a KeyValue with two values")); // a decoder merges them
             }
             value = Some(f.payload);
+        } else {
+            return Err(Refused("a KeyValue field the engine does not know"));
         }
     }
     Ok((key, value))
@@ -470,7 +472,7 @@ impl<'e, 'g> Walk<'e, 'g> {
                 for f in fields(payload) {
                     let f = f.map_err(Refused)?;
                     if f.number != l.kvlist_values || f.wire != LEN {
-                        continue;
+                        return Err(Refused("a KeyValueList field the engine does not know"));
                     }
                     if let Some(kv) = self.keyvalue(f.payload, decider, Some(path), masks, system, depth + 1)? {
                         let edit = match kv {
@@ -487,7 +489,7 @@ impl<'e, 'g> Walk<'e, 'g> {
                 for f in fields(payload) {
                     let f = f.map_err(Refused)?;
                     if f.number != l.array_values || f.wire != LEN {
-                        continue;
+                        return Err(Refused("an ArrayValue field the engine does not know"));
                     }
                     if let Some(item) = self.value(f.payload, decider, path, masks, system, depth + 1, discover)? {
                         let edit = Edit::Put(len_field(f.number, &item));
@@ -597,7 +599,7 @@ impl<'e, 'g> Walk<'e, 'g> {
                 for f in fields(payload) {
                     let f = f.map_err(Refused)?;
                     if f.number != inner || f.wire != LEN {
-                        continue;
+                        return Err(Refused("a list field the engine does not know"));
                     }
                     let new = if kind == Kind::Array {
                         self.hash_value(f.payload, depth + 1)?

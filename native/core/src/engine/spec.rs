@@ -1,0 +1,92 @@
+//! The engine's build input as plain data: what `redact_proxy/engine.py` computes from a
+//! compiled policy and the protobuf descriptors, and what the PyO3 shell and the fuzz
+//! target (from JSON) hand to `build`. Checked here, once: a table the walk could misread
+//! is refused.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use serde::Deserialize;
+
+use super::{
+    Decider, DropTest, Engine, Entry, First, Layout, MaskRule, Message, Role, Signal, TextOps, BODY, ITEMS, MSG,
+};
+use crate::hash::Hasher;
+
+pub type MessageSpec = (u32, Vec<Entry>); // (attributes field number, entries)
+pub type DropSpec = (String, u32, bool, Vec<String>); // (key, rule, is_regex, values or [pattern])
+pub type TextSpec = (bool, u8, u32, String, Vec<u32>); // (python, first: 0 none 1 delete 2 replace, rule, replacement, masks)
+
+#[derive(Deserialize)]
+pub struct Spec {
+    pub layout: [u32; 11],
+    pub signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>,
+    pub descend: Vec<bool>,
+    pub texts: Vec<TextSpec>,
+    pub mask_digits: Vec<bool>,
+    pub int_short: i64,
+    pub n_rules: usize,
+}
+
+/// The engine for `spec`, hashing with `hasher` and masking natively with `masks` (by rule
+/// index; None: asked of Python).
+pub fn build(spec: Spec, hasher: Option<Hasher>, masks: Vec<Option<MaskRule>>) -> Result<Engine, String> {
+    let [kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values] = spec.layout;
+    let layout = Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values };
+    let n = spec.n_rules;
+    let bad_rule = |r: u32| r as usize >= n.max(1);
+    let signals = spec.signals.into_iter().map(|(m, d)| signal(m, d, spec.descend.len(), spec.texts.len()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deciders = spec.descend.into_iter().map(|descend| Decider { descend }).collect();
+    let mut texts = Vec::with_capacity(spec.texts.len());
+    for (python, first, rule, replacement, masks) in spec.texts {
+        if (first != 0 && bad_rule(rule)) || masks.iter().any(|m| bad_rule(*m)) {
+            return Err("a text rule out of range".into());
+        }
+        let first = match first {
+            1 => First::Remove(rule),
+            2 => First::Replace(rule, replacement),
+            _ => First::None,
+        };
+        texts.push(TextOps { python, first, masks });
+    }
+    if spec.mask_digits.len() != n || masks.len() != n {
+        return Err("one mask entry per rule".into());
+    }
+    Ok(Engine::new(layout, signals, deciders, texts, masks, spec.mask_digits, spec.int_short, hasher, n))
+}
+
+fn signal(messages: Vec<MessageSpec>, drops: Vec<DropSpec>, deciders: usize, texts: usize) -> Result<Signal, String> {
+    let count = messages.len() as u32;
+    let mut out = Vec::with_capacity(messages.len());
+    for (attrs, entries) in messages {
+        let mut fields = Vec::new();
+        for (number, role, target, flags, extra) in entries {
+            let bad = match role {
+                MSG | ITEMS => target >= count,
+                super::ATTRS => target as usize >= deciders,
+                super::TEXT => target as usize >= texts,
+                BODY => (target as usize >= texts && target != u32::MAX) || extra as usize >= deciders,
+                _ => role != super::PLAIN,
+            };
+            if number == 0 || number > 1024 || bad {
+                return Err(format!("bad table entry for field {number}"));
+            }
+            let i = number as usize;
+            if fields.len() <= i {
+                fields.resize(i + 1, Role::default());
+            }
+            fields[i] = Role { role, target, flags, extra };
+        }
+        out.push(Message { fields, attrs });
+    }
+    let mut by_key: HashMap<String, Vec<(u32, DropTest)>> = HashMap::default();
+    for (key, rule, is_regex, values) in drops {
+        let test = if is_regex {
+            let pattern = values.first().ok_or("a regex drop needs its pattern")?;
+            DropTest::Regex(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?)
+        } else {
+            DropTest::Values(values.into_iter().collect::<HashSet<_>>())
+        };
+        by_key.entry(key).or_default().push((rule, test));
+    }
+    Ok(Signal { messages: out, drops: by_key })
+}

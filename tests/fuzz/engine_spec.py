@@ -1,0 +1,41 @@
+"""The native engine's build input (spec) for the fuzz policy, as JSON: what
+native/fuzz/spec.json holds for `cargo fuzz run engine`; and its seed inputs (a signal
+byte, then a body of the fuzz and leak corpora).
+
+    python tests/fuzz/engine_spec.py > native/fuzz/spec.json
+    python tests/fuzz/engine_spec.py --seeds DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fuzz_target import ENGINE  # noqa: E402
+
+
+def spec_json() -> str:
+    return json.dumps(ENGINE.spec, sort_keys=True) + "\n"
+
+
+def write_seeds(out: Path) -> int:
+    """One seed per corpus body: the fuzz target reads the first byte as the signal."""
+    root = Path(__file__).resolve().parents[2]
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for i, signal in enumerate(("traces", "metrics", "logs")):
+        for path in sorted((root / "tests/fuzz/corpus").glob(f"{signal}*.pb")) + sorted(
+                (root / "tests/testdata/leak-corpus").glob(f"*.{signal}.pb")):
+            (out / f"{signal}-{path.stem}").write_bytes(bytes([i]) + path.read_bytes())
+            n += 1
+    return n
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--seeds"]:
+        print(f"{write_seeds(Path(sys.argv[2]))} seeds in {sys.argv[2]}", file=sys.stderr)
+    else:
+        sys.stdout.write(spec_json())
