@@ -1,8 +1,8 @@
 """``--workers N``: a supervisor process and N worker processes sharing the ports.
 
 Strategy: the supervisor runs no event loop and handles no request. It starts N copies of
-this same command line as child processes marked by ``REDACT_PROXY_WORKER`` (which makes
-each bind its ports with SO_REUSEPORT, so the kernel spreads connections over them) and
+this same command line as child processes marked by ``REDACT_PROXY_WORKER`` (settings.py
+reads it as the worker index, which makes each bind its ports with SO_REUSEPORT, so the kernel spreads connections over them) and
 points them all at one Prometheus multiprocess directory, so any worker's ``/metrics``
 shows the sum over workers. A worker that dies is restarted and counted
 (``redact_proxy_worker_restarts_total``); one that cannot start at all (port taken, bad
@@ -28,10 +28,6 @@ WORKER_ENV = "REDACT_PROXY_WORKER"  # set in a worker's environment: its index
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STARTUP_SECONDS = 10.0  # a worker exiting sooner than this after start failed to start
 RESTART_BACKOFF = (0.1, 5.0)  # seconds: first delay, ceiling (doubles per quick death)
-
-
-def is_worker() -> bool:
-    return WORKER_ENV in os.environ
 
 
 def supervise(workers: int, grace: float, argv: list[str] | None = None) -> int:
