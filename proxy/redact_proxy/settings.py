@@ -120,7 +120,8 @@ def _token(text: str, name: str, environ) -> str:
     try:
         token = Path(text).read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"--{name}: cannot read {text}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}"]) from exc
+        reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+        raise ConfigError([f"--{name}: cannot read {text}: {reason}"]) from exc
     if not token:
         raise ConfigError([f"--{name}: {text} is empty"])
     return token

@@ -2,13 +2,14 @@
 
 Strategy: the supervisor runs no event loop and handles no request. It starts N copies of
 this same command line as child processes marked by ``REDACT_PROXY_WORKER`` (settings.py
-reads it as the worker index, which makes each bind its ports with SO_REUSEPORT, so the kernel spreads connections over them) and
-points them all at one Prometheus multiprocess directory, so any worker's ``/metrics``
-shows the sum over workers. A worker that dies is restarted and counted
-(``redact_proxy_worker_restarts_total``); one that cannot start at all (port taken, bad
-policy) stops the whole group with its exit code, so a broken deployment fails loudly
-instead of flapping. SIGTERM/SIGINT are passed on and the supervisor waits for the
-workers to drain; SIGHUP is passed on (each worker reloads its policy).
+reads it as the worker index, which makes each bind its ports with SO_REUSEPORT, so the
+kernel spreads connections over them) and points them all at one Prometheus multiprocess
+directory, so any worker's ``/metrics`` shows the sum over workers. A worker that dies is
+restarted and counted (``redact_proxy_worker_restarts_total``); one that cannot start at
+all (port taken, bad policy) stops the whole group with its exit code, so a broken
+deployment fails loudly instead of flapping. SIGTERM/SIGINT are passed on and the
+supervisor waits for the workers to drain; SIGHUP is passed on (each worker reloads its
+policy).
 """
 
 from __future__ import annotations

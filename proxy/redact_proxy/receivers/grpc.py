@@ -1,27 +1,28 @@
 """OTLP/gRPC receiver: the three Export services, on raw bytes.
 
 Strategy: a generic handler with no deserializer hands the request bytes straight to the
-pipeline (one decode, in the codec), and the answer goes back as bytes the codec made. gRPC itself
-enforces --max-request-bytes on the decompressed message (RESOURCE_EXHAUSTED) and answers
-UNIMPLEMENTED for unknown methods.
+pipeline (one decode, in the codec), and the answer goes back as bytes the codec made.
+gRPC itself enforces --max-request-bytes on the message as sent (RESOURCE_EXHAUSTED), the
+codec on it decompressed, and grpc answers UNIMPLEMENTED for unknown methods.
 
 Hostile clients: the Export methods are registered as client-streaming, though clients
 call them unary (the wire is the same), so the handler runs when the call's headers
 arrive, not when (if ever) its message does. It is admitted then, before grpc reads the
 message, for the largest message (grpc shows no size before the message is whole; the
-admission slot shrinks to the decompressed size once it is), and reads exactly one message within
---body-timeout: a call that ends with no message, or with two, is INVALID_ARGUMENT; one
-whose message stalls is DEADLINE_EXCEEDED and cancelled, which frees what grpc buffered
-of it. (grpc's unary path would never answer a call without a message and would buffer a
-stalled one for ever.) Per connection, HTTP/2 limits the rest: --max-concurrent-streams
-(more are refused with REFUSED_STREAM, which gRPC clients see as UNAVAILABLE and retry),
---idle-timeout (GOAWAY to a connection with no call), --max-connections, keepalive ping
-enforcement (a ping flood is answered GOAWAY ENHANCE_YOUR_CALM). A client that cancels
-is counted CANCELLED. Errors become a status with google.rpc.Status details
-(RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies;
-retryable ones repeat the RetryInfo in ``google.rpc.retryinfo-bin``, where the OTel Python
-SDK looks for it. Status details are the RequestError's message, which quotes nothing of
-the request (errors.py); grpc's own answers (unknown method, size limit) are fixed text too.
+admission slot is resized to the decompressed size once it is), and reads exactly one
+message within --body-timeout: a call that ends with no message, or with two, is
+INVALID_ARGUMENT; one whose message stalls is DEADLINE_EXCEEDED and cancelled, which frees
+what grpc buffered of it. (grpc's unary path would never answer a call without a message
+and would buffer a stalled one for ever.) Per connection, HTTP/2 limits the rest:
+--max-concurrent-streams (more are refused with REFUSED_STREAM, which gRPC clients see as
+UNAVAILABLE and retry), --idle-timeout (GOAWAY to a connection with no call),
+--max-connections, keepalive ping enforcement (a ping flood is answered GOAWAY
+ENHANCE_YOUR_CALM). A client that cancels is counted CANCELLED. Errors become a status
+with google.rpc.Status details (RetryInfo for retryable ones) in
+``grpc-status-details-bin``, as OTLP/gRPC specifies; retryable ones repeat the RetryInfo
+in ``google.rpc.retryinfo-bin``, where the OTel Python SDK looks for it. Status details
+are the RequestError's message, which quotes nothing of the request (errors.py); grpc's
+own answers (unknown method, size limit) are fixed text too.
 """
 
 from __future__ import annotations
