@@ -66,18 +66,8 @@ class Service:
                 log.error("policy: %s", line)
             return EXIT_CONFIG
         raise_fd_limit(s)
-        self.forwarder = build_forwarder(s, self.telemetry)
         try:
-            await self.forwarder.start()
-            self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
-            if s.admin_listen:
-                await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
-            if s.grpc_listen:
-                self.receivers.append(GrpcReceiver(s, self.pipeline))
-            if s.http_listen:
-                self.receivers.append(HttpReceiver(s, self.pipeline))
-            for receiver in self.receivers:
-                await receiver.start()
+            await self._start(policy)
         except StartupError as exc:
             log.error("cannot start: %s", exc)
             await self._close()
@@ -96,6 +86,22 @@ class Service:
             self._reloading.cancel()
         await self._drain()
         return EXIT_OK
+
+    async def _start(self, policy) -> None:
+        """Inside out: forwarder, pipeline, admin, receivers. StartupError names what
+        could not start; the parts started before it are closed by the caller."""
+        s = self.settings
+        self.forwarder = build_forwarder(s, self.telemetry)
+        await self.forwarder.start()
+        self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
+        if s.admin_listen:
+            await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
+        if s.grpc_listen:
+            self.receivers.append(GrpcReceiver(s, self.pipeline))
+        if s.http_listen:
+            self.receivers.append(HttpReceiver(s, self.pipeline))
+        for receiver in self.receivers:
+            await receiver.start()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -53,9 +53,9 @@ SEGMENT_BYTES = 16 * MiB  # largest segment file (a bigger batch gets a segment 
 CURSOR_COMMIT_SECONDS = 0.2  # the delivery position is made durable at least this often
 CLOSE_GRACE = 2.0  # seconds close() lets an upstream call in flight finish before cutting it
 
-# Retry of upstream failures: errors of these types are retried; any other UpstreamError
-# (UpstreamRejected) is permanent.
-RETRYABLE = frozenset({UpstreamUnavailable, UpstreamThrottled})
+# Retry of upstream failures: errors of these types (and their subclasses) are retried;
+# any other UpstreamError (UpstreamRejected) is permanent.
+RETRYABLE: tuple[type[UpstreamError], ...] = (UpstreamUnavailable, UpstreamThrottled)
 BACKOFF_INITIAL = 0.5  # seconds: first delay, before jitter
 BACKOFF_MAX = 30.0  # seconds: ceiling of the exponential part
 BACKOFF_JITTER = 0.5  # a delay is drawn from [1 - J, 1 + J] x the exponential value
@@ -276,7 +276,6 @@ class QueueForwarder:
             self._dropped["corrupt"].inc()
             log.warning("queue: a stored record does not decode; dropped")
             return True
-        signal = batch.signal
         attempt = 0
         while not self._closing.is_set():
             self._upstream_call = asyncio.ensure_future(self.inner.forward(batch))
@@ -286,21 +285,10 @@ class QueueForwarder:
                 if self._closing.is_set() and not asyncio.current_task().cancelling():
                     return False  # close() cut the call short
                 raise
-            except UpstreamError as exc:
-                code = getattr(exc, "code", "error")
-                self._upstream_error(signal, code)
-                if type(exc) not in RETRYABLE:
-                    self._dropped["rejected"].inc()
-                    log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried",
-                                signal.name, code)
-                    return True
-                hint = exc.retry_after
-                if attempt == 0:
-                    log.warning("queue: upstream did not take a %s batch (%s); retrying with backoff, "
-                                "%d batch(es) waiting", signal.name, code, self._records)
             except Exception as exc:  # noqa: BLE001 - e.g. the file: sink's disk; keep the batch
-                log.error("queue: forwarding failed (%s); retrying with backoff", exc.__class__.__name__)
-                hint = None
+                if not self._failed(batch.signal, exc, attempt):
+                    return True  # refused for good: dropped
+                hint = exc.retry_after if isinstance(exc, UpstreamError) else None
             else:
                 if attempt:
                     log.info("queue: upstream took the batch after %d retries", attempt)
@@ -311,6 +299,23 @@ class QueueForwarder:
                 return False
             attempt += 1
         return False
+
+    def _failed(self, signal: Signal, exc: Exception, attempt: int) -> bool:
+        """Count and log a failed attempt; whether to retry it (False: dropped)."""
+        if not isinstance(exc, UpstreamError):
+            log.error("queue: forwarding failed (%s); retrying with backoff", exc.__class__.__name__)
+            return True
+        code = getattr(exc, "code", "error")
+        self._upstream_error(signal, code)
+        if not isinstance(exc, RETRYABLE):
+            self._dropped["rejected"].inc()
+            log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried",
+                        signal.name, code)
+            return False
+        if attempt == 0:
+            log.warning("queue: upstream did not take a %s batch (%s); retrying with backoff, "
+                        "%d batch(es) waiting", signal.name, code, self._records)
+        return True
 
     async def _batch(self, record: Record) -> Batch | None:
         """A stored record as the forwarder sends it, or None if it is not one. Its bytes
