@@ -10,7 +10,7 @@ pipeline off the event loop, so a forwarder only reads what was made). An unchan
 is sent as its original bytes; a changed one is encoded once per encoding asked for; a
 stored one (``Batch.stored``, the queue's records) is its protobuf bytes and is decoded only
 for an upstream that needs OTLP-JSON. Answers go out through ``encode`` and upstream's
-come back through ``read_response``. A ``Batch`` only exists for a body the collector would accept: what
+come back through ``read_response`` (an error's RetryInfo through ``retry_delay``). A ``Batch`` only exists for a body the collector would accept: what
 its pdata refuses (ids of the wrong length, a wire type a field does not take, OTLP-JSON
 of the wrong shape or for another signal) is MalformedRequest, never a quiet drop.
 
@@ -37,6 +37,7 @@ import zstandard
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
 
 from redact_proxy import validate
 from redact_proxy.errors import MalformedRequest, RequestError, RequestTooLarge, UnsupportedMediaType
@@ -494,6 +495,21 @@ def encode(msg: Message, fmt: Format) -> bytes:
     tree = json_format.MessageToDict(msg, use_integers_for_enums=True)
     _convert_ids(tree, _b64_to_hex)
     return json.dumps(tree, separators=(",", ":")).encode()
+
+
+def retry_delay(status: bytes) -> float | None:
+    """Seconds of the google.rpc.RetryInfo in a serialized google.rpc.Status (an error
+    answer's details), or None: no hint, or not a Status."""
+    message = status_pb2.Status()
+    try:
+        message.ParseFromString(status)
+    except DecodeError:
+        return None
+    for detail in message.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
 
 
 class Batch:

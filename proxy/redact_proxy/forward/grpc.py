@@ -15,8 +15,7 @@ retry hint, counted as ``response_too_large``.
 from __future__ import annotations
 
 import grpc
-from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf.message import Message
 
 from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
@@ -129,15 +128,6 @@ def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
 def _retry_delay(exc: grpc.aio.AioRpcError) -> float | None:
     """Seconds from a google.rpc.RetryInfo in the status details, if upstream sent one."""
     for key, value in exc.trailing_metadata() or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status()
-        try:
-            status.ParseFromString(value)
-        except DecodeError:
-            return None
-        for detail in status.details:
-            info = error_details_pb2.RetryInfo()
-            if detail.Unpack(info):
-                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+        if key == "grpc-status-details-bin":
+            return codec.retry_delay(value)
     return None
