@@ -645,3 +645,69 @@ def test_zstd_bodies_of_countless_empty_blocks_are_refused():
         decompress(frame + blocks, "zstd", MiB)
     assert str(info.value) == f"zstd body has more than {codec._ZSTD_MAX_BLOCKS} blocks"
     assert decompress(frame + blocks[-3000:], "zstd", MiB) == b""
+
+
+# --- the envelope, upstream's answers, stored batches -----------------------------------
+
+
+@pytest.mark.parametrize("encoding, normal", [
+    (None, "identity"), ("", "identity"), (" Identity ", "identity"), ("X-GZIP", "gzip"), ("gzip", "gzip"),
+    ("deflate", "deflate"), ("zstd", "zstd"),
+])
+def test_an_envelope_is_checked_and_normalised_before_the_body_is_read(encoding, normal):
+    envelope = codec.Envelope.of("application/json; charset=utf-8", encoding)
+    assert (envelope.fmt, envelope.encoding) == (Format.JSON, normal)
+
+
+def test_an_envelope_refuses_what_the_proxy_does_not_speak():
+    with pytest.raises(UnsupportedMediaType, match="Content-Encoding; supported: gzip, deflate, zstd, identity"):
+        codec.Envelope.of("application/x-protobuf", "br")
+    with pytest.raises(UnsupportedMediaType, match="Content-Type"):
+        codec.Envelope.of("text/plain", "gzip")
+
+
+def test_opening_is_inline_only_when_it_is_cheap():
+    small, large = gzip_module.compress(b"x" * 10), bytes(codec.INLINE_BYTES)
+    assert not codec.Envelope.of("application/x-protobuf", "gzip").costly(small)
+    assert codec.Envelope.of("application/x-protobuf", "gzip").costly(large)
+    assert not codec.Envelope.of("application/x-protobuf", None).costly(large)  # a length check
+    assert codec.GRPC_MESSAGE.open(gzip_module.compress(PAYLOAD), MiB) == PAYLOAD  # read from the magic
+
+
+def test_an_answer_format_follows_the_content_type_even_a_bad_one():
+    assert codec.answer_format("application/json; charset=utf-8") is Format.JSON
+    assert codec.answer_format("text/x-json-ish") is Format.JSON
+    assert codec.answer_format(None) is Format.PROTOBUF
+
+
+def test_upstream_answers_are_read_within_a_bound_and_an_unreadable_one_is_none():
+    partial = ExportTraceServiceResponse()
+    partial.partial_success.rejected_spans = 3
+    data = partial.SerializeToString()
+    read = lambda body, ct="application/x-protobuf", enc=None: codec.read_response(TRACES, body, ct, enc, 1024)  # noqa: E731
+    assert read(data).partial_success.rejected_spans == 3
+    assert read(gzip_module.compress(data), enc="gzip").partial_success.rejected_spans == 3
+    for unreadable in (read(b""), read(data, ct="text/html"), read(b"\x1f\x8bnot gzip", enc="gzip"),
+                       read(data, enc="br"), read(b"\xff\xff\xff")):
+        assert not unreadable.HasField("partial_success")
+    with pytest.raises(RequestTooLarge):
+        read(gzip_module.compress(bytes(2048)), enc="gzip")
+
+
+def test_a_stored_batch_is_sent_as_its_bytes_and_decoded_only_for_json():
+    data = _logs_request().SerializeToString()
+    stored = Batch.stored(LOGS, data, Format.JSON)
+    assert stored.has(Format.PROTOBUF) and stored.encoded(Format.PROTOBUF) is data
+    assert stored._message is None, "not decoded for a protobuf upstream"
+    assert not stored.has(Format.JSON)
+    as_json = stored.to_bytes(Format.JSON)
+    assert json.loads(as_json)["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["traceId"] == TRACE_ID
+    assert stored.fmt is Format.JSON and stored.encoded(Format.JSON) is as_json
+
+
+def test_a_forwarder_reads_only_bytes_the_codec_made():
+    batch = Batch.from_bytes(LOGS, _logs_request().SerializeToString(), Format.PROTOBUF)
+    with pytest.raises(RuntimeError, match="not encoded as JSON"):
+        batch.encoded(Format.JSON)
+    made = batch.to_bytes(Format.PROTOBUF)
+    assert batch.encoded(Format.PROTOBUF) is made

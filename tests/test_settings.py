@@ -304,3 +304,31 @@ def test_queue_max_bytes_has_a_floor():
         "--queue-max-bytes: expected at least 65536, got 1024"
     ]
     assert Settings.resolve(values(queue_max_bytes="65536"), {}).queue_max_bytes == 65536
+
+
+# --- the table and the process model ------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.unit], ids=lambda o: o.flag)
+def test_every_option_with_a_unit_parses_its_default_to_a_number_in_that_unit(option):
+    s = Settings.resolve(values(), environ={})
+    value = getattr(s, option.attr or option.dest)
+    assert isinstance(value, float if option.unit == "seconds" else int)
+    assert value == option.parse(option.default, option.name, {})
+
+
+def test_the_process_model_is_resolved_once():
+    alone = Settings.resolve(values(), environ={})
+    assert (alone.worker_index, alone.reuse_port) == (None, False)
+    worker = Settings.resolve(values(), environ={"REDACT_PROXY_WORKER": "2"})
+    assert (worker.worker_index, worker.reuse_port) == (2, True)
+    assert config_errors(Settings.resolve, values(), {"REDACT_PROXY_WORKER": "two"}) == [
+        "REDACT_PROXY_WORKER: expected a worker index, got 'two'"
+    ]
+
+
+def test_unknown_redact_proxy_variables_are_named_for_a_warning():
+    env = {"REDACT_PROXY_UPSTRAEM": "grpc://x:1", "REDACT_PROXY_MAX_INFLIGHT": "8", "REDACT_PROXY_WORKER": "0",
+           "REDACT_PROXY_HASH_KEY": "k" * 32, "REDACT_PROXY_TIMEOUT": "1s", "OTHER_THING": "1"}
+    assert Settings.resolve(values(), environ=env).unknown_env == ("REDACT_PROXY_TIMEOUT", "REDACT_PROXY_UPSTRAEM")
+    assert Settings.resolve(values(), environ={}).unknown_env == ()

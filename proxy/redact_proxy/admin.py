@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from redact_proxy.receivers.http import ConnectionGuard, FixedErrorRunner
+from redact_proxy.receivers.http import ConnectionGuard, FixedErrorRunner, start_site
+from redact_proxy.settings import Listen
 from redact_proxy.telemetry import Telemetry
-from redact_proxy.workers import is_worker
 
 
 ADMIN_MAX_CONNECTIONS = 64
@@ -43,13 +43,13 @@ class Admin:
         body, content_type = self.telemetry.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    async def start(self, host: str, port: int, header_timeout: float | None = None) -> None:
+    async def start(self, listen: Listen, header_timeout: float | None = None, reuse_port: bool = False) -> None:
         # Scrapers and probes hold a few connections: a small cap and the OTLP port's
         # header timeout keep a slowloris on this port from starving /healthz.
         self.runner = FixedErrorRunner(self.app(), connections=ConnectionGuard(ADMIN_MAX_CONNECTIONS),
                                        header_timeout=header_timeout, access_log=None, handle_signals=False)
         await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, reuse_port=is_worker()).start()
+        await start_site(web.TCPSite(self.runner, listen.host, listen.port, reuse_port=reuse_port))
 
     async def stop(self) -> None:
         if self.runner is not None:

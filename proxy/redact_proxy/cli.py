@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from redact_proxy import __version__
+from redact_proxy import __version__, signals
 from redact_proxy.errors import ConfigError
 from redact_proxy.settings import OPTIONS, Settings
 
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The output has the input's format.",
     )
     apply.add_argument("--policy", required=True, help="policy file")
-    apply.add_argument("--signal", choices=("traces", "metrics", "logs"),
+    apply.add_argument("--signal", choices=signals.NAMES,
                        help="signal of the input (needed for protobuf; read from OTLP-JSON)")
     apply.add_argument("--format", choices=("json", "protobuf"), help="input format (default: from the file extension)")
     apply.add_argument("input", nargs="?", help="input file (default: stdin, with --format)")
@@ -116,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from redact_proxy import workers
 
-    if settings.workers > 1 and not workers.is_worker():
+    if settings.workers > 1 and settings.worker_index is None:  # the supervisor
         from redact_proxy.logconfig import configure_logging
         from redact_proxy.policy import load
 

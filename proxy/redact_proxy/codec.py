@@ -1,9 +1,16 @@
 """OTLP bodies in and out: compression, protobuf, OTLP-JSON, with size limits.
 
-Strategy: a request body becomes a ``Batch`` (the decoded export request plus the bytes it
-came from) and a ``Batch`` becomes bytes again in whichever encoding the upstream speaks.
-An unchanged batch is sent as its original bytes; a changed one is encoded once per
-encoding asked for. A ``Batch`` only exists for a body the collector would accept: what
+Strategy: this module is the codec stage, and its only owner: receivers, the pipeline,
+every forwarder and the queue call it and decode or encode nothing themselves. What a
+body's headers say (content type, encoding) is an ``Envelope``, checked before the body is
+read; ``Envelope.open`` undoes its compression within a limit. A request body becomes a
+``Batch`` (the decoded export request plus the bytes it came from) and a ``Batch`` becomes
+bytes again in whichever encoding the upstream speaks (``Batch.to_bytes``, called by the
+pipeline off the event loop, so a forwarder only reads what was made). An unchanged batch
+is sent as its original bytes; a changed one is encoded once per encoding asked for; a
+stored one (``Batch.stored``, the queue's records) is its protobuf bytes and is decoded only
+for an upstream that needs OTLP-JSON. Answers go out through ``encode`` and upstream's
+come back through ``read_response`` (an error's RetryInfo through ``retry_delay``). A ``Batch`` only exists for a body the collector would accept: what
 its pdata refuses (ids of the wrong length, a wire type a field does not take, OTLP-JSON
 of the wrong shape or for another signal) is MalformedRequest, never a quiet drop.
 
@@ -24,14 +31,16 @@ import binascii
 import enum
 import json
 import zlib
+from dataclasses import dataclass
 
 import zstandard
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
 
 from redact_proxy import validate
-from redact_proxy.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
+from redact_proxy.errors import MalformedRequest, RequestError, RequestTooLarge, UnsupportedMediaType
 from redact_proxy.signals import ALL, Signal
 from redact_proxy.validate import ID_LENGTHS, Wire
 
@@ -57,6 +66,12 @@ def format_for(content_type: str | None) -> Format:
     )
 
 
+def answer_format(content_type: str | None) -> Format:
+    """The format of the answer to a request with this Content-Type, decided before the
+    request's own is checked: an error still answers a JSON client in JSON."""
+    return Format.JSON if "json" in (content_type or "").lower() else Format.PROTOBUF
+
+
 # --- compression ----------------------------------------------------------------------
 
 _CHUNK = 64 * 1024
@@ -70,6 +85,54 @@ MAX_MEMBERS = 1024
 # decompressor copies what it was fed past the member's end (``unused_data``), so that
 # copy is at most twice the member's own compressed size (or this much): linear overall.
 _FIRST_FEED = 256
+
+
+# Bodies below this are inflated where they are: a small one takes microseconds, less than
+# the hand-off to a thread.
+INLINE_BYTES = 64 * 1024
+_GRPC = "grpc"  # a gRPC message: its compression is read from its first bytes
+
+
+def _encoding(encoding: str | None) -> str:
+    """A Content-Encoding, normalised; UnsupportedMediaType for one we do not undo."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return "identity"
+    if enc in ("gzip", "x-gzip"):
+        return "gzip"
+    if enc in ("deflate", "zstd"):
+        return enc
+    raise UnsupportedMediaType(
+        f"unsupported Content-Encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+    )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a body's headers say of it: its format and its compression. Built from the
+    headers (``of``: UnsupportedMediaType for what the proxy does not speak) before the
+    body is read; ``open`` then turns the body as sent into the body to decode."""
+
+    fmt: Format
+    encoding: str  # "identity", "gzip", "deflate", "zstd", or _GRPC
+
+    @classmethod
+    def of(cls, content_type: str | None, encoding: str | None) -> "Envelope":
+        return cls(format_for(content_type), _encoding(encoding))
+
+    def costly(self, data: bytes) -> bool:
+        """Whether opening ``data`` is CPU work worth a thread (linear in its size)."""
+        return self.encoding != "identity" and len(data) >= INLINE_BYTES
+
+    def open(self, data: bytes, limit: int) -> bytes:
+        """The body decompressed, refusing more than ``limit`` bytes of it (RequestTooLarge);
+        MalformedRequest if its compression is corrupt."""
+        if self.encoding == _GRPC:
+            return decompress_grpc(data, limit)
+        return decompress(data, self.encoding, limit)
+
+
+GRPC_MESSAGE = Envelope(Format.PROTOBUF, _GRPC)
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -374,6 +437,23 @@ def decode_response(signal: Signal, data: bytes, fmt: Format) -> Message:
     return _decode_into(signal.response(), data, fmt)
 
 
+def read_response(signal: Signal, data: bytes, content_type: str | None, encoding: str | None,
+                  limit: int) -> Message:
+    """Upstream's answer to an accepted export: its partial_success, if it is readable.
+    RequestTooLarge when it inflates past ``limit``; an answer that is empty, of another
+    content type, corruptly compressed or not an export response is none (the batch was
+    accepted: there is no partial success to pass on)."""
+    if not data:
+        return signal.response()
+    try:
+        envelope = Envelope.of(content_type, encoding)
+        return decode_response(signal, envelope.open(data, limit), envelope.fmt)
+    except RequestTooLarge:
+        raise
+    except (RequestError, ValueError, TypeError):
+        return signal.response()
+
+
 def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
     name = msg.DESCRIPTOR.name
     if fmt is Format.PROTOBUF:
@@ -417,22 +497,39 @@ def encode(msg: Message, fmt: Format) -> bytes:
     return json.dumps(tree, separators=(",", ":")).encode()
 
 
+def retry_delay(status: bytes) -> float | None:
+    """Seconds of the google.rpc.RetryInfo in a serialized google.rpc.Status (an error
+    answer's details), or None: no hint, or not a Status."""
+    message = status_pb2.Status()
+    try:
+        message.ParseFromString(status)
+    except DecodeError:
+        return None
+    for detail in message.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
+
+
 class Batch:
-    """One export request on its way through: the decoded message, and the bytes and
-    format it arrived in. Whoever changes ``message`` calls ``modified()``.
+    """One export request on its way through: the decoded message, the bytes it is known
+    by (``original``, in ``source_fmt``) and the client's format (``fmt``: what an
+    OTLP/HTTP upstream is sent). Whoever changes ``message`` calls ``modified()``.
 
     A batch is valid by construction: ``from_bytes`` refuses (MalformedRequest) what the
-    collector would refuse (``validate``), and ``verbatim`` is for bodies its caller
-    checked."""
+    collector would refuse (``validate``); ``verbatim`` and ``stored`` are for bodies
+    their caller checked."""
 
-    __slots__ = ("signal", "_message", "original", "fmt", "changed", "_encoded", "_wire")
+    __slots__ = ("signal", "_message", "original", "source_fmt", "fmt", "changed", "_encoded", "_wire")
 
     def __init__(self, signal: Signal, message: Message | None, original: bytes, fmt: Format,
-                 wire: Wire = Wire.UNPROVEN):
+                 wire: Wire = Wire.UNPROVEN, source_fmt: Format | None = None):
         self.signal = signal
         self._message = message
         self.original = original
         self.fmt = fmt
+        self.source_fmt = source_fmt or fmt
         self.changed = False
         self._encoded: dict[Format, bytes] = {}
         self._wire = wire
@@ -446,11 +543,21 @@ class Batch:
         batch._encoded[Format.PROTOBUF] = data
         return batch
 
+    @classmethod
+    def stored(cls, signal: Signal, payload: bytes, fmt: Format) -> "Batch":
+        """A batch this proxy redacted and encoded itself (the queue's records): protobuf
+        of known fields only, forwarded as these bytes. ``fmt`` is its client's format;
+        decoded only if an upstream needs OTLP-JSON (then MalformedRequest if the bytes
+        are not what was stored)."""
+        batch = cls(signal, None, payload, fmt, Wire.KNOWN_ONLY, Format.PROTOBUF)
+        batch._encoded[Format.PROTOBUF] = payload
+        return batch
+
     @property
     def message(self) -> Message:
         if self._message is None:
-            message = decode(self.signal, self.original, self.fmt)
-            if self.fmt is Format.PROTOBUF and self._wire is not Wire.KNOWN_ONLY:
+            message = decode(self.signal, self.original, self.source_fmt)
+            if self.source_fmt is Format.PROTOBUF and self._wire is not Wire.KNOWN_ONLY:
                 if self._wire is Wire.UNPROVEN:
                     validate.check_decoded(message)  # reads the unknown fields: before discarding
                 # Fields this proxy's OTLP version does not know were never scrubbed: they
@@ -476,6 +583,19 @@ class Batch:
         self.changed = True
         self._encoded.clear()
 
+    def has(self, fmt: Format) -> bool:
+        """Whether ``to_bytes(fmt)`` is already made (costs nothing)."""
+        return fmt in self._encoded
+
+    def encoded(self, fmt: Format) -> bytes:
+        """The bytes ``to_bytes(fmt)`` made: a forwarder's only way to the batch's bytes,
+        so a forwarder never decodes or encodes (the pipeline and the queue have the codec
+        make them off the event loop, for the forwarder's ``wire_format``)."""
+        data = self._encoded.get(fmt)
+        if data is None:
+            raise RuntimeError(f"batch not encoded as {fmt.name} before it was forwarded")
+        return data
+
     def to_bytes(self, fmt: Format) -> bytes:
         """The batch in ``fmt``, encoded once and kept. An unchanged protobuf batch is
         its original bytes -- but only when they are exactly what the decoded,
@@ -487,7 +607,7 @@ class Batch:
             # OTLP-JSON is always re-encoded: members the parser ignored as unknown must
             # not reach upstream unscanned.
             data = encode(self.message, fmt)
-            if fmt is self.fmt is Format.PROTOBUF and not self.changed and data == self.original:
+            if fmt is self.source_fmt is Format.PROTOBUF and not self.changed and data == self.original:
                 data = self.original
             self._encoded[fmt] = data
         return data

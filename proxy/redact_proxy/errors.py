@@ -3,12 +3,36 @@
 Strategy: an exception names *what* went wrong; ``OUTCOMES`` decides what the client is
 told (gRPC code, HTTP status, whether a retry can help), following the OTLP specification
 (opentelemetry-proto, docs/specification.md, "Failures" for OTLP/gRPC and OTLP/HTTP).
-Messages are written by this package and never quote telemetry content: an exception
-message may reach a log line or a client, so it carries codes, sizes and names of *our*
-options only.
+The table is looked up along the class hierarchy (``RequestError.outcome``), so a new
+subclass answers as its parent does, never as a generic 500. Messages are written by this
+package and never quote telemetry content: an exception message may reach a log line or a
+client, so it carries codes, sizes and names of *our* options only.
 
 Lower-library exceptions are mapped at the boundary that catches them
 (``raise X(...) from exc``); nothing else in the package inspects grpc or aiohttp errors.
+
+The tree (HTTP status / gRPC code of a request's answer)::
+
+    ProxyError
+    ├── ConfigError               invalid options or policy: exit 2
+    │   └── PolicyError             FILE:LINE:COL: yaml.path: message, one per problem
+    ├── StartupError              could not start (TLS file, taken port, locked queue dir): exit 1
+    │   └── QueueInUse              --queue-dir locked by another process (forward/segments.py)
+    └── RequestError              one request's answer: OUTCOMES, along the hierarchy
+        ├── MalformedRequest        400  INVALID_ARGUMENT
+        ├── RequestTooLarge         413  RESOURCE_EXHAUSTED
+        ├── UnsupportedMediaType    415  UNIMPLEMENTED
+        ├── Unauthenticated         401  UNAUTHENTICATED
+        ├── ReadTimeout             408  DEADLINE_EXCEEDED
+        ├── ClientGone              499  CANCELLED          (nobody hears it: counted only)
+        ├── Overloaded              503  UNAVAILABLE        retry
+        │   └── QueueFull           503  UNAVAILABLE        retry
+        ├── RedactionFailed         500  INTERNAL
+        ├── InternalError           500  INTERNAL           (a bug: the receivers' catch-all)
+        └── UpstreamError           502  UNAVAILABLE        retry
+            ├── UpstreamUnavailable 503  UNAVAILABLE        retry
+            ├── UpstreamThrottled   429  RESOURCE_EXHAUSTED retry
+            └── UpstreamRejected    upstream's verdict, passed on (not retried)
 """
 
 from __future__ import annotations
@@ -64,7 +88,28 @@ class PolicyError(ConfigError):
     """The policy file is invalid. Each line reads ``FILE:LINE:COL: yaml.path: message``."""
 
 
-# --- per request: the client gets the answer of OUTCOMES[type(exc)] -----------------
+# --- start-up (TLS files, ports, queue directory): the process cannot run ------------
+
+
+class StartupError(ProxyError):
+    """Something the service needs at start-up is unusable: a TLS file, a port, the queue
+    directory. The message names it (our option and the path or address), and is the
+    one line the service logs before it exits 1."""
+
+    @classmethod
+    def from_os(cls, exc: OSError, where: str | None = None) -> "StartupError":
+        """From the OSError of a bind, an open or a mkdir: its words, and where."""
+        if exc.errno is not None:
+            place = where or exc.filename
+            reason = f"{exc.strerror}: {place}" if place else str(exc.strerror)
+            return cls(f"{reason} ({exc.__class__.__name__})")
+        return cls(f"{where}: {exc}" if where else str(exc) or exc.__class__.__name__)
+
+
+# --- per request: the client gets the answer OUTCOMES holds for the error's class ----
+
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"
 
 
 class RequestError(ProxyError):
@@ -73,7 +118,12 @@ class RequestError(ProxyError):
     retry_after: float | None = None
 
     def outcome(self) -> Outcome:
-        return OUTCOMES[type(self)]
+        """The row of the nearest class in OUTCOMES, along the class hierarchy."""
+        for cls in type(self).__mro__:
+            row = OUTCOMES.get(cls)
+            if row is not None:
+                return row
+        raise AssertionError("RequestError has a row")  # the root's row, below
 
 
 class MalformedRequest(RequestError):
@@ -92,6 +142,17 @@ class Unauthenticated(RequestError):
     """Missing or wrong bearer token."""
 
 
+class ReadTimeout(RequestError):
+    """The request body (HTTP) or message (gRPC) did not arrive whole within
+    --body-timeout. HTTP closes the connection after the 408."""
+
+
+class ClientGone(RequestError):
+    """The client closed the connection or cancelled the call before its answer: a client
+    cancel, not a failure of ours. Counted as CANCELLED / 499 (nginx's "client closed
+    request"); nothing can be answered anyway."""
+
+
 class Overloaded(RequestError):
     """--max-inflight reached: shed load instead of queueing without bound."""
 
@@ -107,6 +168,11 @@ class QueueFull(Overloaded):
 
 class RedactionFailed(RequestError):
     """Scrubbing raised. Fail closed: the batch is refused, never forwarded as it was."""
+
+
+class InternalError(RequestError):
+    """A bug: an exception no stage maps. The receivers answer it rather than leave the
+    client hanging; the batch was not forwarded."""
 
 
 class UpstreamError(RequestError):
@@ -160,19 +226,24 @@ def retry_after_header(exc: RequestError, outcome: Outcome) -> str | None:
     return str(math.ceil(retry_hint(exc.retry_after)))
 
 
-# The one table. Rows follow SPEC section 5; the OTLP spec fixes the retryable set:
-# gRPC UNAVAILABLE/RESOURCE_EXHAUSTED(with RetryInfo) and HTTP 429/502/503/504 retry,
-# INVALID_ARGUMENT/400 never does.
+# The one table, read along the class hierarchy (a subclass without a row answers as its
+# parent). Rows follow SPEC section 5; the OTLP spec fixes the retryable set: gRPC
+# UNAVAILABLE/RESOURCE_EXHAUSTED(with RetryInfo) and HTTP 429/502/503/504 retry,
+# INVALID_ARGUMENT/400 never does. UpstreamRejected answers upstream's own verdict.
 OUTCOMES: dict[type[RequestError], Outcome] = {
+    RequestError: Outcome(grpc.StatusCode.INTERNAL, 500, retryable=False),
     MalformedRequest: Outcome(grpc.StatusCode.INVALID_ARGUMENT, 400, retryable=False),
     RequestTooLarge: Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, retryable=False),
     UnsupportedMediaType: Outcome(grpc.StatusCode.UNIMPLEMENTED, 415, retryable=False),
     Unauthenticated: Outcome(grpc.StatusCode.UNAUTHENTICATED, 401, retryable=False),
+    ReadTimeout: Outcome(grpc.StatusCode.DEADLINE_EXCEEDED, 408, retryable=False),
+    ClientGone: Outcome(grpc.StatusCode.CANCELLED, CLIENT_CLOSED_REQUEST, retryable=False),
     Overloaded: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
-    QueueFull: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
+    RedactionFailed: Outcome(grpc.StatusCode.INTERNAL, 500, retryable=False),
+    InternalError: Outcome(grpc.StatusCode.INTERNAL, 500, retryable=False),
+    UpstreamError: Outcome(grpc.StatusCode.UNAVAILABLE, 502, retryable=True),
     UpstreamUnavailable: Outcome(grpc.StatusCode.UNAVAILABLE, 503, retryable=True),
     UpstreamThrottled: Outcome(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, retryable=True),
-    RedactionFailed: Outcome(grpc.StatusCode.INTERNAL, 500, retryable=False),
 }
 
 # Upstream gRPC codes the OTLP spec lists as retryable. RESOURCE_EXHAUSTED is handled

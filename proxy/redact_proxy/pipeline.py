@@ -1,26 +1,28 @@
-"""One export request, after its receiver read it: admit, decode, scrub, forward, count.
+"""One export request, after its receiver read it: admit, decode, scrub, encode, forward, count.
 
 Strategy: the receivers own their wire protocol and nothing else; this is the single path
-every batch takes, in one direction: codec -> scrub -> forward. The policy in force is
-read once per request from an immutable (policy, counters) pair, so a reload swaps the
-pair atomically and a request in flight finishes on the policy it started with.
+every batch takes, in one direction: codec -> scrub -> codec -> forward. The policy in
+force is read once per request from an immutable (policy, counters) pair, so a reload swaps
+the pair atomically and a request in flight finishes on the policy it started with.
 
 Admission: a request is refused as Overloaded (503 / UNAVAILABLE with a retry hint) when
 --max-inflight requests, or --max-inflight-bytes bytes, are already in progress. Shedding
 at the door keeps memory bounded under any offered load; the OTLP clients own the
-retries, so a refusal loses nothing. A receiver takes its Ticket *before* it reads a body,
-for the bytes that reading may buffer (an HTTP Content-Length; the largest request when
-the size is not known yet: a chunked body, a gRPC message), and resizes it as the size
-becomes known (the body read, then decompressed); the ticket is released on every exit
-path by the ``with`` that holds it. One read of unknown size may go over the byte budget
-(by at most one largest request): without it, a budget held by requests waiting on
-upstream would refuse every gRPC request however small, as none has a known size. So a client that declares a large body and stalls
-holds budget, not unbounded memory, and only until the receiver's body timeout. The
-decoded batch costs a small multiple of the body.
+retries, so a refusal loses nothing. Both receivers take one ``Slot`` (``admission``)
+*before* they read a body, for the bytes that reading may buffer (an HTTP Content-Length;
+the largest request when the size is not known yet: a chunked body, a gRPC message), and
+resize it once, to the decompressed body; the slot is released on every exit path by the
+``with`` that holds it. One read of unknown size may go over the byte budget (by at most
+one largest request): without it, a budget held by requests waiting on upstream would
+refuse every gRPC request however small, as none has a known size. So a client that
+declares a large body and stalls holds budget, not unbounded memory, and only until the
+receiver's body timeout. The decoded batch costs a small multiple of the body.
 
 Every scrub runs on the one scrub thread, never on the event loop: a 1000-span batch
 costs tens of milliseconds of CPU, and on the loop that is tens of milliseconds in which
-no connection is accepted, no overload answered and /healthz not served.
+no connection is accepted, no overload answered and /healthz not served. The batch is
+encoded for its forwarder (``Forwarder.wire_format``) on that thread too, so a forwarder
+only sends bytes the codec made.
 
 Fail closed: any exception while scrubbing becomes RedactionFailed and the batch is not
 forwarded. Nothing from the batch is logged.
@@ -41,12 +43,11 @@ from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamError
 from redact_proxy.forward import Forwarder
 from redact_proxy.policy import CompiledPolicy
 from redact_proxy.scrub import Report, scrub, untouched
-from redact_proxy.signals import Signal
+from redact_proxy.signals import Signal, Transport
 from redact_proxy.telemetry import Telemetry
 from redact_proxy.validate import Wire, check_wire
 
 log = logging.getLogger("redact_proxy")
-
 
 
 class Pipeline:
@@ -57,8 +58,8 @@ class Pipeline:
         self.max_inflight = max_inflight
         self.max_inflight_bytes = max_inflight_bytes
         self.inflight = 0
-        self.inflight_bytes = 0  # bytes held by the requests in progress (Ticket)
-        self.unsized = 0  # tickets still charged the largest size, their size unknown
+        self.inflight_bytes = 0  # bytes held by the requests in progress (Slot)
+        self.unsized = 0  # slots still charged the largest size, their size unknown
         self.cancelled = 0  # requests cut before they were answered
         self._scrub_thread = ThreadPoolExecutor(1, thread_name_prefix="redact-scrub")
         self._active: tuple[CompiledPolicy, dict, Engine]
@@ -76,37 +77,31 @@ class Pipeline:
         self._active = (policy, self.telemetry.rules_for(policy), Engine(policy))
         self.telemetry.set_policy(policy)
 
-    def admit(self, nbytes: int, *, sized: bool = True) -> "Ticket":
+    def admission(self, nbytes: int, *, sized: bool = True) -> "Slot":
         """A share of both budgets for one request, ``nbytes`` of them; raises Overloaded
         if either is spent. Taken before the body is read (refused work costs no reading)
-        and held as ``with pipeline.admit(n) as ticket:`` until the request is answered.
+        and held as ``with pipeline.admission(n) as slot:`` until the request is answered.
         ``sized=False``: ``nbytes`` is the largest the body may be, its size unknown
         until it is read (see "Admission")."""
         if self.inflight >= self.max_inflight:
             raise Overloaded(f"more than --max-inflight ({self.max_inflight}) requests in progress")
         if self.inflight_bytes + nbytes > self.max_inflight_bytes and (sized or self.unsized):
             raise Overloaded(f"more than --max-inflight-bytes ({self.max_inflight_bytes}) in progress")
-        return Ticket(self, nbytes, sized)
+        return Slot(self, nbytes, sized)
 
-    async def export(self, signal: Signal, transport: str, body: bytes, fmt: Format,
-                     ticket: "Ticket | None" = None) -> Message:
-        """Redact and forward one export request body; returns upstream's response.
-        Raises a RequestError subclass the receiver turns into its answer. ``ticket``:
-        the receiver's admission, resized to the body; without one, the body is
-        admitted here for the duration of the call."""
-        if ticket is None:
-            with self.admit(len(body)) as own:
-                return await self.export(signal, transport, body, fmt, own)
-        ticket.resize(len(body))
+    async def export(self, signal: Signal, transport: Transport, body: bytes, fmt: Format) -> Message:
+        """Redact and forward one decompressed export request body, admitted by the
+        receiver's Slot; returns upstream's response. Raises a RequestError subclass the
+        receiver turns into its answer."""
         try:
             return await self._export(signal, transport, body, fmt)
         except asyncio.CancelledError:
             self.cancelled += 1  # cut short: shutdown grace over, or the client went away
             raise
 
-    async def _export(self, signal: Signal, transport: str, body: bytes, fmt: Format) -> Message:
+    async def _export(self, signal: Signal, transport: Transport, body: bytes, fmt: Format) -> Message:
         policy, rule_counters, engine = self._active
-        handles = self.telemetry.signal(signal.name, transport)
+        handles = self.telemetry.signal(signal, transport)
         started = time.perf_counter()
         # On the scrub thread, whatever the size: the loop keeps accepting, refusing and
         # answering /healthz meanwhile (the GIL is handed over every few ms). ONE thread:
@@ -117,28 +112,34 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         batch, report = await loop.run_in_executor(self._scrub_thread, _redact, signal, body, fmt, engine)
         handles.redact_duration.observe(time.perf_counter() - started)
-        handles.received.inc(report.items_in)
-        redacted, dropped = rule_counters[signal.name]
-        for i, n in enumerate(report.redactions):
-            if n:
-                redacted[i].inc(n)
-        for i, n in enumerate(report.dropped):
-            if n:
-                dropped[i].inc(n)
+        _count(report, handles, *rule_counters[signal])
         if report.items_out == 0:
             # Nothing left to send (empty request, or every item dropped): upstream has
             # nothing to accept, the client is told all is well.
             return signal.response()
+        wire = self.forwarder.wire_format(batch.fmt)
+        if not batch.has(wire):  # a verbatim body in its own format is made already
+            await loop.run_in_executor(self._scrub_thread, batch.to_bytes, wire)
         try:
             response = await self.forwarder.forward(batch)
         except UpstreamError as exc:
-            self.telemetry.upstream_error(signal.name, getattr(exc, "code", "error"))
+            self.telemetry.upstream_error(signal, getattr(exc, "code", "error"))
             raise
         handles.forwarded.inc(report.items_out)
         return response
 
 
-class Ticket:
+def _count(report: Report, handles, redacted: list, dropped: list) -> None:
+    handles.received.inc(report.items_in)
+    for i, n in enumerate(report.redactions):
+        if n:
+            redacted[i].inc(n)
+    for i, n in enumerate(report.dropped):
+        if n:
+            dropped[i].inc(n)
+
+
+class Slot:
     """One request's share of the in-flight budgets (see "Admission" above)."""
 
     __slots__ = ("_pipeline", "nbytes", "_held", "_unsized")
@@ -155,8 +156,8 @@ class Ticket:
 
     def resize(self, nbytes: int) -> None:
         """Hold ``nbytes`` from now on (the size is known); Overloaded if that overspends
-        the byte budget by growing, or at all once a ticket of unknown size learns its
-        size (it was let in over budget: now it must fit as any other). The ticket is
+        the byte budget by growing, or at all once a slot of unknown size learns its
+        size (it was let in over budget: now it must fit as any other). The slot is
         then unchanged. Otherwise shrinking always succeeds."""
         p = self._pipeline
         grow = nbytes - self.nbytes
@@ -178,7 +179,7 @@ class Ticket:
             self._unsized = False
             p.telemetry.inflight.dec()
 
-    def __enter__(self) -> "Ticket":
+    def __enter__(self) -> "Slot":
         return self
 
     def __exit__(self, *exc) -> None:

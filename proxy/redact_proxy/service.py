@@ -5,7 +5,8 @@ Strategy: start from the inside out — policy, forwarder, admin, then receivers
 nothing is accepted before it can be redacted and forwarded; mark ready last. Stop from
 the outside in: unready first (so load balancers stop routing), stop accepting, let
 in-flight requests finish within --shutdown-grace, then close the forwarder.
-A start-up failure is one clear log line and a non-zero exit.
+A start-up failure (StartupError: a TLS file, a taken port, a locked queue directory) is
+one clear log line and exit 1; every stage maps its own lower-library errors to it.
 
 A reload reads, checks and compiles the policy on a thread of its own (a policy near the
 size bound takes seconds of YAML parsing; on the loop that stalled every request and
@@ -25,7 +26,7 @@ import time
 
 from redact_proxy import __version__
 from redact_proxy.admin import Admin
-from redact_proxy.errors import ConfigError
+from redact_proxy.errors import ConfigError, StartupError
 from redact_proxy.forward import build as build_forwarder
 from redact_proxy.logconfig import configure_logging
 from redact_proxy.pipeline import Pipeline
@@ -65,20 +66,10 @@ class Service:
                 log.error("policy: %s", line)
             return EXIT_CONFIG
         raise_fd_limit(s)
-        self.forwarder = build_forwarder(s, self.telemetry)
         try:
-            await self.forwarder.start()
-            self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
-            if s.admin_listen:
-                await self.admin.start(s.admin_listen.host, s.admin_listen.port, s.header_timeout)
-            if s.grpc_listen:
-                self.receivers.append(GrpcReceiver(s, self.pipeline))
-            if s.http_listen:
-                self.receivers.append(HttpReceiver(s, self.pipeline))
-            for receiver in self.receivers:
-                await receiver.start()
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.error("cannot start: %s", _startup_reason(exc))
+            await self._start(policy)
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
             await self._close()
             return EXIT_RUNTIME
         self._install_signals()
@@ -95,6 +86,22 @@ class Service:
             self._reloading.cancel()
         await self._drain()
         return EXIT_OK
+
+    async def _start(self, policy) -> None:
+        """Inside out: forwarder, pipeline, admin, receivers. StartupError names what
+        could not start; the parts started before it are closed by the caller."""
+        s = self.settings
+        self.forwarder = build_forwarder(s, self.telemetry)
+        await self.forwarder.start()
+        self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
+        if s.admin_listen:
+            await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
+        if s.grpc_listen:
+            self.receivers.append(GrpcReceiver(s, self.pipeline))
+        if s.http_listen:
+            self.receivers.append(HttpReceiver(s, self.pipeline))
+        for receiver in self.receivers:
+            await receiver.start()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -202,15 +209,11 @@ def _file_identity(path) -> tuple | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _startup_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where} ({exc.__class__.__name__})"
-    return str(exc) or exc.__class__.__name__
-
-
 def serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
+    if not settings.worker_index:  # a process on its own, or worker 0 of a group: once
+        for name in settings.unknown_env:
+            log.warning("environment variable %s is no redact-proxy option (a typo?); ignored", name)
     if settings.event_loop == "asyncio":
         return asyncio.run(Service(settings).run())
     import uvloop

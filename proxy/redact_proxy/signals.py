@@ -1,11 +1,14 @@
-"""The three OTLP signals and every name they go by on the wire.
+"""The three OTLP signals and every name they go by on the wire; the two transports.
 
-Strategy: one frozen record per signal, looked up by name, gRPC method or HTTP path.
-Everything else in the package refers to a ``Signal`` rather than to strings.
+Strategy: one frozen record per signal, looked up by name, gRPC method or HTTP path, and
+one enum member per transport. Everything else in the package refers to a ``Signal`` and a
+``Transport`` rather than to strings; what needs the names (metric labels, the CLI's
+choices, the queue's record codes) derives them from ``ALL`` and ``Transport``.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -50,3 +53,14 @@ LOGS = Signal(
 
 ALL: tuple[Signal, ...] = (TRACES, METRICS, LOGS)
 BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}
+NAMES: tuple[str, ...] = tuple(s.name for s in ALL)
+
+
+class Transport(enum.Enum):
+    """How a request reached the proxy: the ``transport`` label of the metrics."""
+
+    GRPC = "grpc"
+    HTTP = "http"
+
+    def __str__(self) -> str:
+        return self.value

@@ -26,7 +26,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    ConfigError, Overloaded, QueueFull, RequestTooLarge, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
+    ConfigError, Overloaded, QueueFull, RequestTooLarge, StartupError, UpstreamRejected, UpstreamThrottled,
+    UpstreamUnavailable,
 )
 from redact_proxy.forward import build, queue as queue_module, segments
 from redact_proxy.forward.grpc import GrpcForwarder
@@ -56,6 +57,9 @@ class FakeUpstream:
     async def start(self):
         self.started = True
 
+    def wire_format(self, fmt):
+        return fmt  # as an OTLP/HTTP upstream: the client's encoding
+
     async def forward(self, batch):
         self.calls.append(time.monotonic())
         await self.gate.wait()
@@ -82,7 +86,9 @@ def request(i: int, pad: int = 0) -> ExportTraceServiceRequest:
 def batch(i: int, pad: int = 0, fmt: Format = Format.PROTOBUF) -> Batch:
     message = request(i, pad)
     body = message.SerializeToString() if fmt is Format.PROTOBUF else codec.encode(message, Format.JSON)
-    return Batch.from_bytes(TRACES, body, fmt)
+    b = Batch.from_bytes(TRACES, body, fmt)
+    b.to_bytes(Format.PROTOBUF)  # as the pipeline does, for the queue's wire_format
+    return b
 
 
 def span_id(data: bytes) -> int:
@@ -365,7 +371,7 @@ async def test_an_unreadable_cursor_means_duplicates_not_losses(queues, caplog):
 async def test_a_second_process_cannot_share_the_directory(queues):
     await queues.start(FakeUpstream())
     other = QueueForwarder(FakeUpstream(), queues.directory, QUEUE_MAX_BYTES, telemetry=Telemetry())
-    with pytest.raises(RuntimeError, match="in use by another redact-proxy process"):
+    with pytest.raises(StartupError, match="in use by another redact-proxy process"):
         await other.start()
     await other.close()
 

@@ -152,3 +152,14 @@ def test_serve_with_an_unwritable_file_upstream_exits_1_naming_it(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert str(target) in lines[0], f"the line does not say which file: {lines[0]}"
+
+
+def test_serve_warns_of_an_unknown_redact_proxy_variable_and_names_only_it(tmp_path):
+    policy = tmp_path / "broken.yaml"
+    policy.write_text(BROKEN)  # exits right after start-up's first lines
+    result = _serve(policy, env=proxy_env(REDACT_PROXY_UPSTRAEM="grpc://secret-host:4317"))
+    assert result.returncode == 2
+    warnings = [line for line in result.stderr.splitlines() if "REDACT_PROXY_UPSTRAEM" in line]
+    assert len(warnings) == 1 and "typo" in warnings[0], result.stderr
+    assert "secret-host" not in result.stderr, "the value of a variable is never logged"
+    assert "REDACT_PROXY_HASH_KEY" not in result.stderr, "a variable the proxy reads is no typo"

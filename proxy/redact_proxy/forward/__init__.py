@@ -1,7 +1,10 @@
 """Forwarders: send a redacted Batch upstream and return upstream's export response.
 
 Strategy: one class per kind of upstream (gRPC, OTLP/HTTP, file, debug), all with the same
-three methods. ``forward`` is synchronous in the OTLP sense: it returns only after
+four methods. ``wire_format`` says which encoding the forwarder sends a batch in, so the
+pipeline has the codec make those bytes off the event loop; ``forward`` only sends them (a
+forwarder decodes no batch and encodes none) and reads upstream's answer through the codec.
+``forward`` is synchronous in the OTLP sense: it returns only after
 upstream answered, so the client's answer means what it says. Upstream failures are
 raised as the ``Upstream*`` errors of ``errors.py``; nothing is retried here — the client
 (an OTel SDK) owns retries, and the proxy holds no data it could lose.
@@ -16,12 +19,16 @@ from typing import Protocol
 
 from google.protobuf.message import Message
 
-from redact_proxy.codec import Batch
+from redact_proxy.codec import Batch, Format
 from redact_proxy.settings import Settings
 
 
 class Forwarder(Protocol):
     async def start(self) -> None: ...
+
+    def wire_format(self, fmt: Format) -> Format:
+        """The encoding a batch whose client sent ``fmt`` goes upstream in."""
+        ...
 
     async def forward(self, batch: Batch) -> Message: ...
 

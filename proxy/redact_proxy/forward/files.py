@@ -12,6 +12,7 @@ import sys
 from google.protobuf.message import Message
 
 from redact_proxy.codec import Batch, Format
+from redact_proxy.errors import StartupError
 
 
 class FileForwarder:
@@ -21,10 +22,16 @@ class FileForwarder:
 
     async def start(self) -> None:
         # Opened once, appended to, flushed per batch so `tail -f` shows each one.
-        self._file = open(self.path, "ab")
+        try:
+            self._file = open(self.path, "ab")
+        except OSError as exc:
+            raise StartupError.from_os(exc) from exc
+
+    def wire_format(self, fmt: Format) -> Format:
+        return Format.JSON
 
     async def forward(self, batch: Batch) -> Message:
-        self._file.write(batch.to_bytes(Format.JSON) + b"\n")
+        self._file.write(batch.encoded(Format.JSON) + b"\n")
         self._file.flush()
         return batch.signal.response()
 
@@ -40,9 +47,12 @@ class DebugForwarder:
     async def start(self) -> None:
         pass
 
+    def wire_format(self, fmt: Format) -> Format:
+        return Format.JSON
+
     async def forward(self, batch: Batch) -> Message:
         out = sys.stdout.buffer
-        out.write(batch.to_bytes(Format.JSON) + b"\n")
+        out.write(batch.encoded(Format.JSON) + b"\n")
         out.flush()
         return batch.signal.response()
 

@@ -1,6 +1,7 @@
 """Forward to an OTLP/gRPC upstream (``grpc://``, ``grpcs://``) over one reused channel.
 
-Bytes go out as they are (no serializer): an unchanged batch is its original bytes.
+Bytes go out as the codec made them (no serializer): an unchanged batch is its original
+bytes.
 gRPC status codes map per the OTLP spec: retryable codes become UNAVAILABLE for our
 client, RESOURCE_EXHAUSTED stays a throttle, anything else is upstream's verdict passed on.
 A ``RetryInfo`` delay from upstream is carried through, clamped (errors.retry_hint).
@@ -14,12 +15,12 @@ retry hint, counted as ``response_too_large``.
 from __future__ import annotations
 
 import grpc
-from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf.message import Message
 
+from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    GRPC_TO_HTTP, RETRYABLE_GRPC_CODES, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
+    GRPC_TO_HTTP, RETRYABLE_GRPC_CODES, StartupError, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
 )
 from redact_proxy.forward.http import MAX_RESPONSE_BYTES, upstream_ssl_context
 from redact_proxy.settings import Settings
@@ -45,11 +46,14 @@ class GrpcForwarder:
             # checked first, so an unusable one stops the start-up with a clear line.
             upstream_ssl_context(s)
             read = lambda p: p.read_bytes() if p else None  # noqa: E731
-            self.credentials = grpc.ssl_channel_credentials(
-                root_certificates=read(s.upstream_ca),
-                private_key=read(s.upstream_key),
-                certificate_chain=read(s.upstream_cert),
-            )
+            try:
+                self.credentials = grpc.ssl_channel_credentials(
+                    root_certificates=read(s.upstream_ca),
+                    private_key=read(s.upstream_key),
+                    certificate_chain=read(s.upstream_cert),
+                )
+            except OSError as exc:  # a file gone since it was checked
+                raise StartupError.from_os(exc) from exc
         # The channel belongs to the running loop, so it is made here and not in __init__.
         options = [
             ("grpc.max_send_message_length", -1),
@@ -69,25 +73,25 @@ class GrpcForwarder:
         else:
             self.channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
         self.calls = {
-            s.name: self.channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None)
+            s: self.channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None)
             for s in ALL
         }
 
+    def wire_format(self, fmt: Format) -> Format:
+        return Format.PROTOBUF
+
     async def forward(self, batch: Batch) -> Message:
-        call = self.calls[batch.signal.name]
+        call = self.calls[batch.signal]
         try:
             raw = await call(
-                batch.to_bytes(Format.PROTOBUF), timeout=self.timeout,
+                batch.encoded(Format.PROTOBUF), timeout=self.timeout,
                 metadata=self.metadata, compression=self.compression,
             )
         except grpc.aio.AioRpcError as exc:
             raise _map_error(exc) from exc
-        response = batch.signal.response()
-        try:
-            response.ParseFromString(raw)
-        except DecodeError:
-            pass  # the batch was accepted; an unreadable response carries no partial success
-        return response
+        # grpc inflated it within grpc.max_receive_message_length; unreadable: accepted,
+        # with no partial success to pass on.
+        return codec.read_response(batch.signal, raw, Format.PROTOBUF.content_type, None, MAX_RESPONSE_BYTES)
 
     async def close(self) -> None:
         if self.channel is not None:
@@ -124,15 +128,6 @@ def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
 def _retry_delay(exc: grpc.aio.AioRpcError) -> float | None:
     """Seconds from a google.rpc.RetryInfo in the status details, if upstream sent one."""
     for key, value in exc.trailing_metadata() or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status()
-        try:
-            status.ParseFromString(value)
-        except DecodeError:
-            return None
-        for detail in status.details:
-            info = error_details_pb2.RetryInfo()
-            if detail.Unpack(info):
-                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+        if key == "grpc-status-details-bin":
+            return codec.retry_delay(value)
     return None

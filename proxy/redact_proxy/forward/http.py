@@ -8,7 +8,8 @@ throttle, 502/503/504 are retryable, other failures are upstream's verdict passe
 Strategy for upstream's answer: it is not trusted. An ExportResponse is a few bytes (a
 partial_success with a short message), so at most MAX_RESPONSE_BYTES of it is read, and
 the same bound applies once it is inflated: aiohttp's own response decompression is off
-(it inflates without a bound) and the codec's capped one is used instead. A success whose
+(it inflates without a bound) and the codec's capped one (``codec.read_response``) is
+used instead. A success whose
 answer is over the bound is no usable answer, like one that never came: UNAVAILABLE /
 503 with a retry hint, counted as ``response_too_large`` (SPEC 5, "upstream ... timing
 out"). An error answer's body is never used: its status and Retry-After decide.
@@ -29,10 +30,10 @@ import grpc
 from google.protobuf.message import Message
 
 from redact_proxy import codec
-from redact_proxy.codec import Batch
+from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    HTTP_TO_GRPC, RETRYABLE_HTTP_STATUSES, MalformedRequest, RequestError, RequestTooLarge, UpstreamRejected,
-    UpstreamThrottled, UpstreamUnavailable,
+    HTTP_TO_GRPC, RETRYABLE_HTTP_STATUSES, RequestTooLarge, StartupError, UpstreamRejected, UpstreamThrottled,
+    UpstreamUnavailable,
 )
 from redact_proxy.settings import Settings
 
@@ -60,9 +61,12 @@ class HttpForwarder:
         self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=False,
                                              read_bufsize=MAX_RESPONSE_BYTES)
 
+    def wire_format(self, fmt: Format) -> Format:
+        return fmt  # the client's: OTLP-JSON in stays OTLP-JSON out (SPEC section 4)
+
     async def forward(self, batch: Batch) -> Message:
         fmt = batch.fmt
-        body = batch.to_bytes(fmt)
+        body = batch.encoded(fmt)
         headers = {**self.headers, "Content-Type": fmt.content_type}
         if self.gzip:
             body = codec.gzip(body)
@@ -80,12 +84,13 @@ class HttpForwarder:
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"upstream unreachable ({exc.__class__.__name__})", code="connect") from exc
         if 200 <= status < 300:
-            if payload is not None and encoding:
-                payload = _inflate(payload, encoding)
-            if payload is None:
-                raise UpstreamUnavailable(f"upstream answered HTTP {status} with more than {MAX_RESPONSE_BYTES} bytes",
-                                          code="response_too_large")
-            return _response(batch, payload, content_type)
+            if payload is not None:  # None: over the bound as sent
+                try:
+                    return codec.read_response(batch.signal, payload, content_type, encoding, MAX_RESPONSE_BYTES)
+                except RequestTooLarge:
+                    pass  # over the bound once inflated
+            raise UpstreamUnavailable(f"upstream answered HTTP {status} with more than {MAX_RESPONSE_BYTES} bytes",
+                                      code="response_too_large")
         message = f"upstream answered HTTP {status}"
         if status == 429:
             raise UpstreamThrottled(message, retry_after, code="429")
@@ -101,16 +106,16 @@ class HttpForwarder:
 def upstream_ssl_context(s: Settings) -> ssl.SSLContext:
     """TLS towards upstream (https://, and checked for grpcs:// too): the system's trust
     store, or --upstream-ca; a client certificate with --upstream-cert/--upstream-key.
-    An unusable file is a ValueError naming it."""
+    An unusable file is a StartupError naming it."""
     try:
         ctx = ssl.create_default_context(cafile=str(s.upstream_ca) if s.upstream_ca else None)
     except OSError as exc:  # ssl.SSLError included
-        raise ValueError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+        raise StartupError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
     if s.upstream_cert:
         try:
             ctx.load_cert_chain(str(s.upstream_cert), str(s.upstream_key))
         except OSError as exc:
-            raise ValueError(f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
+            raise StartupError(f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
                              f"PEM certificate and matching key ({_ssl_reason(exc)})") from exc
     return ctx
 
@@ -119,17 +124,6 @@ def _ssl_reason(exc: OSError) -> str:
     if isinstance(exc, ssl.SSLError) and not exc.reason:
         return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
     return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__
-
-
-def _response(batch: Batch, payload: bytes, content_type: str | None) -> Message:
-    if not payload:
-        return batch.signal.response()
-    try:
-        fmt = codec.format_for(content_type)
-        return codec.decode_response(batch.signal, payload, fmt)
-    except (MalformedRequest, ValueError, TypeError):
-        # Accepted (2xx), but the answer is unreadable: no partial success to pass on.
-        return batch.signal.response()
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
@@ -145,18 +139,6 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
             resp.close()
             return None
     return bytes(data)
-
-
-def _inflate(payload: bytes, encoding: str) -> bytes | None:
-    """Undo upstream's Content-Encoding within MAX_RESPONSE_BYTES (None: over it). An
-    encoding that is corrupt or unknown leaves the answer unreadable, as a bad protobuf
-    would: b"" (no partial success to pass on)."""
-    try:
-        return codec.decompress(payload, encoding, MAX_RESPONSE_BYTES)
-    except RequestTooLarge:
-        return None
-    except RequestError:
-        return b""
 
 
 _MAX_DELTA_DIGITS = 9  # ~31 years: longer is past any hint, and float() of 5000 digits raises

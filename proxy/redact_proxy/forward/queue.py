@@ -36,15 +36,14 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
-from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    MalformedRequest, Overloaded, QueueFull, RequestTooLarge, UpstreamError, UpstreamThrottled,
+    MalformedRequest, Overloaded, QueueFull, RequestTooLarge, StartupError, UpstreamError, UpstreamThrottled,
     UpstreamUnavailable,
 )
 from redact_proxy.forward import Forwarder
 from redact_proxy.forward.segments import Record, SegmentStore, Skipped, encode
-from redact_proxy.signals import BY_NAME
+from redact_proxy.signals import LOGS, METRICS, TRACES, Signal
 from redact_proxy.telemetry import Telemetry
 
 log = logging.getLogger("redact_proxy")
@@ -54,18 +53,19 @@ SEGMENT_BYTES = 16 * MiB  # largest segment file (a bigger batch gets a segment 
 CURSOR_COMMIT_SECONDS = 0.2  # the delivery position is made durable at least this often
 CLOSE_GRACE = 2.0  # seconds close() lets an upstream call in flight finish before cutting it
 
-# Retry of upstream failures: errors of these types are retried; any other UpstreamError
-# (UpstreamRejected) is permanent.
-RETRYABLE = frozenset({UpstreamUnavailable, UpstreamThrottled})
+# Retry of upstream failures: errors of these types (and their subclasses) are retried;
+# any other UpstreamError (UpstreamRejected) is permanent.
+RETRYABLE: tuple[type[UpstreamError], ...] = (UpstreamUnavailable, UpstreamThrottled)
 BACKOFF_INITIAL = 0.5  # seconds: first delay, before jitter
 BACKOFF_MAX = 30.0  # seconds: ceiling of the exponential part
 BACKOFF_JITTER = 0.5  # a delay is drawn from [1 - J, 1 + J] x the exponential value
 RETRY_AFTER_MAX = 300.0  # seconds: upstream's delay hint is honoured up to this
 
-# Record header codes (segments.py stores small integers, not names).
-SIGNAL_CODES = {"traces": 1, "metrics": 2, "logs": 3}
+# Record header codes (segments.py stores small integers, not names). On disk: never
+# renumbered.
+SIGNAL_CODES: dict[Signal, int] = {TRACES: 1, METRICS: 2, LOGS: 3}
 ENCODING_CODES = {Format.PROTOBUF: 1, Format.JSON: 2}
-_SIGNALS = {code: BY_NAME[name] for name, code in SIGNAL_CODES.items()}
+_SIGNALS = {code: signal for signal, code in SIGNAL_CODES.items()}
 _ENCODINGS = {code: fmt for fmt, code in ENCODING_CODES.items()}
 
 
@@ -118,7 +118,10 @@ class QueueForwarder:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        recovered = await asyncio.to_thread(self.store.open)
+        try:
+            recovered = await asyncio.to_thread(self.store.open)
+        except OSError as exc:  # QueueInUse is a StartupError already
+            raise StartupError.from_os(exc) from exc
         self._opened = True
         self._segments = dict(recovered.segments)
         self._position = self._committed = recovered.position
@@ -161,10 +164,13 @@ class QueueForwarder:
 
     # --- the request path ---------------------------------------------------------------------
 
+    def wire_format(self, fmt: Format) -> Format:
+        return Format.PROTOBUF  # stored as protobuf, whatever the client sent
+
     async def forward(self, batch: Batch) -> Message:
         if self._closing.is_set():
             raise Overloaded("shutting down; the persistent queue takes no more batches")
-        record = encode(SIGNAL_CODES[batch.signal.name], ENCODING_CODES[batch.fmt], batch.to_bytes(Format.PROTOBUF))
+        record = encode(SIGNAL_CODES[batch.signal], ENCODING_CODES[batch.fmt], batch.encoded(Format.PROTOBUF))
         size = len(record)
         if size > self.max_bytes:
             raise RequestTooLarge(f"redacted batch of {size} bytes exceeds --queue-max-bytes ({self.max_bytes})")
@@ -265,12 +271,8 @@ class QueueForwarder:
     async def _deliver(self, record: Record) -> bool:
         """Send one record until upstream takes it or refuses it for good (True), or the
         queue closes (False)."""
-        signal = _SIGNALS.get(record.signal)
-        try:
-            if signal is None or record.encoding not in _ENCODINGS:
-                raise MalformedRequest("unknown signal or encoding code")
-            batch = _batch(signal, _ENCODINGS[record.encoding], record.payload)
-        except MalformedRequest:
+        batch = await self._batch(record)
+        if batch is None:
             self._dropped["corrupt"].inc()
             log.warning("queue: a stored record does not decode; dropped")
             return True
@@ -283,21 +285,10 @@ class QueueForwarder:
                 if self._closing.is_set() and not asyncio.current_task().cancelling():
                     return False  # close() cut the call short
                 raise
-            except UpstreamError as exc:
-                code = getattr(exc, "code", "error")
-                self._upstream_error(signal.name, code)
-                if type(exc) not in RETRYABLE:
-                    self._dropped["rejected"].inc()
-                    log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried",
-                                signal.name, code)
-                    return True
-                hint = exc.retry_after
-                if attempt == 0:
-                    log.warning("queue: upstream did not take a %s batch (%s); retrying with backoff, "
-                                "%d batch(es) waiting", signal.name, code, self._records)
             except Exception as exc:  # noqa: BLE001 - e.g. the file: sink's disk; keep the batch
-                log.error("queue: forwarding failed (%s); retrying with backoff", exc.__class__.__name__)
-                hint = None
+                if not self._failed(batch.signal, exc, attempt):
+                    return True  # refused for good: dropped
+                hint = exc.retry_after if isinstance(exc, UpstreamError) else None
             else:
                 if attempt:
                     log.info("queue: upstream took the batch after %d retries", attempt)
@@ -308,6 +299,40 @@ class QueueForwarder:
                 return False
             attempt += 1
         return False
+
+    def _failed(self, signal: Signal, exc: Exception, attempt: int) -> bool:
+        """Count and log a failed attempt; whether to retry it (False: dropped)."""
+        if not isinstance(exc, UpstreamError):
+            log.error("queue: forwarding failed (%s); retrying with backoff", exc.__class__.__name__)
+            return True
+        code = getattr(exc, "code", "error")
+        self._upstream_error(signal, code)
+        if not isinstance(exc, RETRYABLE):
+            self._dropped["rejected"].inc()
+            log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried",
+                        signal.name, code)
+            return False
+        if attempt == 0:
+            log.warning("queue: upstream did not take a %s batch (%s); retrying with backoff, "
+                        "%d batch(es) waiting", signal.name, code, self._records)
+        return True
+
+    async def _batch(self, record: Record) -> Batch | None:
+        """A stored record as the forwarder sends it, or None if it is not one. Its bytes
+        as they are for a protobuf upstream; decoded (on a thread) only when the upstream
+        needs the client's OTLP-JSON (SPEC section 4)."""
+        signal = _SIGNALS.get(record.signal)
+        fmt = _ENCODINGS.get(record.encoding)
+        if signal is None or fmt is None:
+            return None
+        batch = Batch.stored(signal, record.payload, fmt)
+        wire = self.inner.wire_format(fmt)
+        if not batch.has(wire):
+            try:
+                await asyncio.to_thread(batch.to_bytes, wire)
+            except MalformedRequest:
+                return None
+        return batch
 
     def _consume(self, end: int) -> None:
         seq, offset = self._position
@@ -352,14 +377,6 @@ class QueueForwarder:
             if index.isdigit() and int(index) >= self.workers and any(sibling.glob("*.seg")):
                 log.warning("queue: %s holds batches of worker %s, which does not run with --workers %d; "
                             "they are delivered when it runs again", sibling, index, self.workers)
-
-
-def _batch(signal, fmt: Format, payload: bytes) -> Batch:
-    """A stored record as the forwarder expects it. ``fmt`` is the client's encoding, so an
-    OTLP/HTTP upstream gets OTLP-JSON for what came in as OTLP-JSON (SPEC section 4); the
-    payload is protobuf either way (``Batch.to_bytes`` re-encodes for JSON)."""
-    message = codec.decode(signal, payload, Format.PROTOBUF)
-    return Batch(signal, message, payload, fmt)
 
 
 def _settled(stored: asyncio.Future) -> None:

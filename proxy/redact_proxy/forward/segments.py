@@ -46,6 +46,8 @@ import threading
 import zlib
 from pathlib import Path
 
+from redact_proxy.errors import StartupError
+
 log = logging.getLogger("redact_proxy")
 
 MAGIC = b"RPQ1"
@@ -86,7 +88,7 @@ class Recovered:
     torn: int  # torn tails truncated (0 or 1)
 
 
-class QueueInUse(RuntimeError):
+class QueueInUse(StartupError):
     """Another process holds the directory's lock."""
 
 

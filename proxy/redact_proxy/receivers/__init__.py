@@ -1,44 +1,61 @@
 """OTLP receivers: each speaks its wire protocol and hands bodies to the Pipeline.
 
-Strategy: what both receivers share lives here: the bearer check, the google.rpc.Status
-of error answers, TLS, and the two request endings that are the client's doing rather
-than an error of ours, each with the answer it is counted as (SPEC section 7 counts
-``requests_total`` by gRPC code name or HTTP status):
-
-- ``ClientGone``: the client closed the connection or cancelled the call before its
-  answer. Counted as gRPC CANCELLED / HTTP 499 (nginx's "client closed request"); 500 is
-  reserved for redaction failures, and nothing can be answered anyway.
-- ``ReadTimeout``: the body (HTTP) or request message (gRPC) did not arrive whole within
-  --body-timeout. Answered HTTP 408 (then the connection is closed) / DEADLINE_EXCEEDED.
+Strategy: what both receivers share lives here: the bearer check, the one path from a
+request's headers to upstream's response (``receive``: admit, read, open, resize, export),
+the mapping of what escapes it to an answerable error, the google.rpc.Status of error
+answers and TLS. The two request endings that are the client's doing rather than
+an error of ours (``ClientGone``: 499 / CANCELLED, ``ReadTimeout``: 408 /
+DEADLINE_EXCEEDED) are in the error tree with the rest (errors.py); SPEC section 7 counts
+``requests_total`` by the gRPC code name or HTTP status of that table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import ssl
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
-# Not `import grpc`: the submodule receivers.grpc would shadow that name in this package.
-from grpc import StatusCode
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
-from redact_proxy.errors import Outcome, RequestError, Unauthenticated
+from redact_proxy.codec import Envelope
+from redact_proxy.errors import InternalError, Outcome, RequestError, StartupError, Unauthenticated
+from redact_proxy.pipeline import Pipeline
 from redact_proxy.settings import Settings
+from redact_proxy.signals import Signal, Transport
 
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"
-
-
-class ClientGone(RequestError):
-    """The client went away before its answer: a client cancel, not a failure of ours."""
-
-    def outcome(self) -> Outcome:
-        return Outcome(StatusCode.CANCELLED, CLIENT_CLOSED_REQUEST, retryable=False)
+log = logging.getLogger("redact_proxy")
 
 
-class ReadTimeout(RequestError):
-    """The request body / message did not arrive whole within --body-timeout."""
+async def receive(pipeline: Pipeline, signal: Signal, transport: Transport, envelope: Envelope,
+                  reserve: tuple[int, bool], read: Callable[[], Awaitable[bytes]], limit: int,
+                  thread: ThreadPoolExecutor) -> Message:
+    """One export request from its checked headers to upstream's response: admitted for
+    ``reserve`` (bytes, and whether that is the body's known size) before ``read`` buffers
+    the body, opened by the codec (on ``thread`` when that is CPU work), the admission
+    resized once to the decompressed size, then the pipeline."""
+    nbytes, sized = reserve
+    with pipeline.admission(nbytes, sized=sized) as slot:
+        wire = await read()
+        if envelope.costly(wire):
+            body = await asyncio.get_running_loop().run_in_executor(thread, envelope.open, wire, limit)
+        else:
+            body = envelope.open(wire, limit)
+        slot.resize(len(body))
+        return await pipeline.export(signal, transport, body, envelope.fmt)
 
-    def outcome(self) -> Outcome:
-        return Outcome(StatusCode.DEADLINE_EXCEEDED, 408, retryable=False)
+
+def answerable(exc: Exception, signal: Signal) -> RequestError:
+    """What escaped ``receive``, as the error its answer is made of: a RequestError as it
+    is, anything else (a bug) an InternalError, logged by class name only (exception texts
+    of lower libraries may quote content). A bug must not leave the client hanging."""
+    if isinstance(exc, RequestError):
+        return exc
+    log.error("unexpected error handling a %s export (%s)", signal.name, exc.__class__.__name__)
+    return InternalError("internal error; the batch was not forwarded")
 
 
 def check_token(expected: str | None, header: str | bytes | None) -> None:
@@ -78,13 +95,13 @@ def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
     try:
         ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
     except OSError as exc:  # ssl.SSLError included
-        raise ValueError(f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
+        raise StartupError(f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
                          f"and matching key ({_ssl_reason(exc)})") from exc
     if s.tls_client_ca:
         try:
             ctx.load_verify_locations(cafile=str(s.tls_client_ca))
         except OSError as exc:
-            raise ValueError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+            raise StartupError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 

@@ -1,27 +1,28 @@
 """OTLP/gRPC receiver: the three Export services, on raw bytes.
 
 Strategy: a generic handler with no deserializer hands the request bytes straight to the
-pipeline (one decode, in the codec), and the answer goes back as bytes. gRPC itself
-enforces --max-request-bytes on the decompressed message (RESOURCE_EXHAUSTED) and answers
-UNIMPLEMENTED for unknown methods.
+pipeline (one decode, in the codec), and the answer goes back as bytes the codec made.
+gRPC itself enforces --max-request-bytes on the message as sent (RESOURCE_EXHAUSTED), the
+codec on it decompressed, and grpc answers UNIMPLEMENTED for unknown methods.
 
 Hostile clients: the Export methods are registered as client-streaming, though clients
 call them unary (the wire is the same), so the handler runs when the call's headers
 arrive, not when (if ever) its message does. It is admitted then, before grpc reads the
 message, for the largest message (grpc shows no size before the message is whole; the
-ticket shrinks to the real size once it is), and reads exactly one message within
---body-timeout: a call that ends with no message, or with two, is INVALID_ARGUMENT; one
-whose message stalls is DEADLINE_EXCEEDED and cancelled, which frees what grpc buffered
-of it. (grpc's unary path would never answer a call without a message and would buffer a
-stalled one for ever.) Per connection, HTTP/2 limits the rest: --max-concurrent-streams
-(more are refused with REFUSED_STREAM, which gRPC clients see as UNAVAILABLE and retry),
---idle-timeout (GOAWAY to a connection with no call), --max-connections, keepalive ping
-enforcement (a ping flood is answered GOAWAY ENHANCE_YOUR_CALM). A client that cancels
-is counted CANCELLED. Errors become a status with google.rpc.Status details
-(RetryInfo for retryable ones) in ``grpc-status-details-bin``, as OTLP/gRPC specifies;
-retryable ones repeat the RetryInfo in ``google.rpc.retryinfo-bin``, where the OTel Python
-SDK looks for it. Status details are the RequestError's message, which quotes nothing of
-the request (errors.py); grpc's own answers (unknown method, size limit) are fixed text too.
+admission slot is resized to the decompressed size once it is), and reads exactly one
+message within --body-timeout: a call that ends with no message, or with two, is
+INVALID_ARGUMENT; one whose message stalls is DEADLINE_EXCEEDED and cancelled, which frees
+what grpc buffered of it. (grpc's unary path would never answer a call without a message
+and would buffer a stalled one for ever.) Per connection, HTTP/2 limits the rest:
+--max-concurrent-streams (more are refused with REFUSED_STREAM, which gRPC clients see as
+UNAVAILABLE and retry), --idle-timeout (GOAWAY to a connection with no call),
+--max-connections, keepalive ping enforcement (a ping flood is answered GOAWAY
+ENHANCE_YOUR_CALM). A client that cancels is counted CANCELLED. Errors become a status
+with google.rpc.Status details (RetryInfo for retryable ones) in
+``grpc-status-details-bin``, as OTLP/gRPC specifies; retryable ones repeat the RetryInfo
+in ``google.rpc.retryinfo-bin``, where the OTel Python SDK looks for it. Status details
+are the RequestError's message, which quotes nothing of the request (errors.py); grpc's
+own answers (unknown method, size limit) are fixed text too.
 """
 
 from __future__ import annotations
@@ -37,20 +38,16 @@ from google.rpc.error_details_pb2 import RetryInfo
 
 from redact_proxy import codec
 from redact_proxy.codec import Format
-from redact_proxy.errors import MalformedRequest, RedactionFailed, RequestError
+from redact_proxy.errors import OUTCOMES, ClientGone, MalformedRequest, ReadTimeout, RequestError, StartupError
 from redact_proxy.pipeline import Pipeline
-from redact_proxy.receivers import ClientGone, ReadTimeout, check_token, server_ssl_context, status_message
+from redact_proxy.receivers import answerable, check_token, receive, server_ssl_context, status_message
 from redact_proxy.settings import Settings
-from redact_proxy.signals import ALL, Signal
-from redact_proxy.workers import is_worker
+from redact_proxy.signals import ALL, Signal, Transport
 
 log = logging.getLogger("redact_proxy")
 
 RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
-# Messages below this are checked (and, if compressed, inflated) on the loop: a small one
-# inflates in microseconds, less than the hand-off to a thread.
-_INLINE_INFLATE_BYTES = 64 * 1024
-CANCELLED = ClientGone("").outcome().grpc_code.name  # the code a cancelled call is counted as
+CANCELLED = OUTCOMES[ClientGone].grpc_code.name  # the code a cancelled call is counted as
 
 
 class GrpcReceiver:
@@ -74,17 +71,22 @@ class GrpcReceiver:
             [grpc.method_handlers_generic_handler(name, methods) for name, methods in services.items()]
         )
         address = str(s.grpc_listen)
-        _probe_bind(s.grpc_listen.host, s.grpc_listen.port, address)
-        if server_ssl_context(s) is not None:  # checks the files first: one clear error if unusable
-            creds = grpc.ssl_server_credentials(
-                [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
-                root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,
-                require_client_auth=s.tls_client_ca is not None,
-            )
-            self.port = self.server.add_secure_port(address, creds)
-        else:
-            self.port = self.server.add_insecure_port(address)
-        await self.server.start()
+        _probe_bind(s.grpc_listen.host, s.grpc_listen.port, address, s.reuse_port)
+        try:
+            if server_ssl_context(s) is not None:  # checks the files first: one clear error if unusable
+                creds = grpc.ssl_server_credentials(
+                    [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+                    root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,
+                    require_client_auth=s.tls_client_ca is not None,
+                )
+                self.port = self.server.add_secure_port(address, creds)
+            else:
+                self.port = self.server.add_insecure_port(address)
+            await self.server.start()
+        except OSError as exc:  # a TLS file gone since it was checked
+            raise StartupError.from_os(exc) from exc
+        except RuntimeError as exc:  # grpc's own "Failed to bind", past the probe
+            raise StartupError(f"--grpc-listen {address}: {exc}") from exc
 
     async def stop(self, grace: float) -> None:
         if self.server is not None:
@@ -94,9 +96,10 @@ class GrpcReceiver:
     def _handler(self, signal: Signal):
         pipeline = self.pipeline
         telemetry = pipeline.telemetry
-        handles = telemetry.signal(signal.name, "grpc")
+        handles = telemetry.signal(signal, Transport.GRPC)
         token = self.settings.auth_token
-        largest = self.settings.max_request_bytes
+        # The largest message, its size unknown until grpc has it whole.
+        reserve = (self.settings.max_request_bytes, False)
         body_timeout = self.settings.body_timeout
         # Not ``self``: the server holds this handler, and a handler holding the receiver
         # (which holds the server) is a cycle that outlives the loop when start-up fails.
@@ -104,41 +107,37 @@ class GrpcReceiver:
 
         async def export(_requests, context: grpc.aio.ServicerContext) -> bytes:
             started = time.perf_counter()
+            # Unless an answer is made, the client cancelled (or went away) or shutdown cut
+            # the call (asyncio.CancelledError): nobody hears one; counted, not logged.
+            code = CANCELLED
             try:
                 if token is not None:
                     check_token(token, dict(context.invocation_metadata() or ()).get("authorization"))
-                with pipeline.admit(largest, sized=False) as ticket:
-                    request = await _inflate(await _one_message(context, body_timeout), largest, inflate_thread)
-                    response = await pipeline.export(signal, "grpc", request, Format.PROTOBUF, ticket)
-                answer = response.SerializeToString()
+                response = await receive(pipeline, signal, Transport.GRPC, codec.GRPC_MESSAGE, reserve,
+                                         lambda: _one_message(context, body_timeout), reserve[0], inflate_thread)
+                answer = codec.encode(response, Format.PROTOBUF)
                 code = "OK"
-            except asyncio.CancelledError:
-                # The client cancelled (or went away), or shutdown cut the call: nobody
-                # hears an answer; counted, not logged as an error.
-                telemetry.request_answered(signal.name, "grpc", CANCELLED)
-                handles.request_duration.observe(time.perf_counter() - started)
-                raise
-            except RequestError as exc:
-                error = exc
-            except Exception as exc:  # a bug must not leave the client hanging
-                # Class name only: exception texts of lower libraries may quote content.
-                log.error("unexpected error handling a %s export (%s)", signal.name, exc.__class__.__name__)
-                error = RedactionFailed("internal error; the batch was not forwarded")
-            else:
-                telemetry.request_answered(signal.name, "grpc", code)
-                handles.request_duration.observe(time.perf_counter() - started)
                 return answer
-            outcome = error.outcome()
-            telemetry.request_answered(signal.name, "grpc", outcome.grpc_code.name)
-            handles.request_duration.observe(time.perf_counter() - started)
-            status = status_message(error, outcome)
-            trailing = [("grpc-status-details-bin", status.SerializeToString())]
-            # The same RetryInfo again under the key the OTel Python SDK's exporter reads
-            # (it ignores the status details): without it that client backs off blindly.
-            trailing += [(RETRY_INFO_KEY, d.value) for d in status.details if d.Is(RetryInfo.DESCRIPTOR)]
-            await context.abort(outcome.grpc_code, str(error), trailing_metadata=tuple(trailing))
+            except Exception as exc:
+                error = answerable(exc, signal)
+                code = error.outcome().grpc_code.name
+            finally:
+                telemetry.request_answered(signal, Transport.GRPC, code)
+                handles.request_duration.observe(time.perf_counter() - started)
+            await _abort(context, error)
 
         return export
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> None:
+    """End the call with the error's status, its google.rpc.Status in the trailers."""
+    outcome = error.outcome()
+    status = status_message(error, outcome)
+    trailing = [("grpc-status-details-bin", codec.encode(status, Format.PROTOBUF))]
+    # The same RetryInfo again under the key the OTel Python SDK's exporter reads
+    # (it ignores the status details): without it that client backs off blindly.
+    trailing += [(RETRY_INFO_KEY, d.value) for d in status.details if d.Is(RetryInfo.DESCRIPTOR)]
+    await context.abort(outcome.grpc_code, str(error), trailing_metadata=tuple(trailing))
 
 
 def server_options(s: Settings) -> list[tuple[str, int]]:
@@ -168,15 +167,8 @@ def server_options(s: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         # On only for --workers (the kernel spreads connections over the workers); off
         # otherwise, so a second proxy on the same port fails instead of sharing it.
-        ("grpc.so_reuseport", 1 if is_worker() else 0),
+        ("grpc.so_reuseport", 1 if s.reuse_port else 0),
     ]
-
-
-async def _inflate(message: bytes, limit: int, thread: ThreadPoolExecutor) -> bytes:
-    if len(message) < _INLINE_INFLATE_BYTES:
-        return codec.decompress_grpc(message, limit)
-    # CPU-bound (linear, up to ``limit`` out): off the loop, one at a time.
-    return await asyncio.get_running_loop().run_in_executor(thread, codec.decompress_grpc, message, limit)
 
 
 async def _one_message(context: grpc.aio.ServicerContext, timeout: float) -> bytes:
@@ -194,15 +186,16 @@ async def _one_message(context: grpc.aio.ServicerContext, timeout: float) -> byt
     return message
 
 
-def _probe_bind(host: str, port: int, address: str) -> None:
-    """Bind the address once with a plain socket, so a taken port is one clear OSError
-    naming it (grpc's own failure is a bare RuntimeError plus a C-core log line)."""
+def _probe_bind(host: str, port: int, address: str, reuse_port: bool) -> None:
+    """Bind the address once with a plain socket, so a taken port is one clear
+    StartupError naming it (grpc's own failure is a bare RuntimeError plus a C-core log
+    line)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does: TIME_WAIT is no conflict
-        if is_worker():
+        if reuse_port:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise OSError(exc.errno, f"--grpc-listen {address}: {exc.strerror}") from exc
+            raise StartupError.from_os(OSError(exc.errno, f"--grpc-listen {address}: {exc.strerror}")) from exc

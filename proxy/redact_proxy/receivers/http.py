@@ -8,15 +8,15 @@ shrink by more than their framing), so nothing larger is ever buffered. The answ
 the request's content type; errors carry a google.rpc.Status body and, when retryable, a
 Retry-After header (OTLP/HTTP "Failures" and "Throttling").
 
-Hostile clients: a request is admitted (pipeline.Ticket) before its body is read, for its
-Content-Length (for the largest body when chunked), so a refused one costs no reading and
-stalled uploads hold budget, not memory; the body must arrive within --body-timeout (else
-408 and the connection is closed), the headers within --header-timeout of their first
-byte, and a connection with no request in progress lives --idle-timeout. At most
---max-connections are open: a new one replaces the oldest idle one (a slowloris is always
-idle: its headers never complete), or is closed at once when all are busy. Compressed
-bodies are inflated on a thread of their own. A client that goes away first is counted
-499 (receivers/__init__.py), not as a failure of ours.
+Hostile clients: a request is admitted (pipeline.Slot, via ``receivers.receive``) before
+its body is read, for its Content-Length (for the largest body when chunked), so a refused
+one costs no reading and stalled uploads hold budget, not memory; the body must arrive
+within --body-timeout (else 408 and the connection is closed), the headers within
+--header-timeout of their first byte, and a connection with no request in progress lives
+--idle-timeout. At most --max-connections are open: a new one replaces the oldest idle one
+(a slowloris is always idle: its headers never complete), or is closed at once when all
+are busy. Compressed bodies of 64 KiB and more are inflated on a thread of their own. A
+client that goes away first is counted 499 (errors.ClientGone), not as a failure of ours.
 
 A request aiohttp cannot parse never reaches a handler: aiohttp answers it itself, with a
 page built from the parser's exception, which quotes the offending request bytes. Both
@@ -39,15 +39,13 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from redact_proxy import codec
 from redact_proxy.codec import Format
 from redact_proxy.errors import (
-    MalformedRequest, RedactionFailed, RequestError, RequestTooLarge, UnsupportedMediaType, retry_after_header,
+    CLIENT_CLOSED_REQUEST, ClientGone, MalformedRequest, ReadTimeout, RequestError, RequestTooLarge, StartupError,
+    retry_after_header,
 )
-from redact_proxy.pipeline import Pipeline, Ticket
-from redact_proxy.receivers import (
-    CLIENT_CLOSED_REQUEST, ClientGone, ReadTimeout, check_token, server_ssl_context, status_message,
-)
+from redact_proxy.pipeline import Pipeline
+from redact_proxy.receivers import answerable, check_token, receive, server_ssl_context, status_message
 from redact_proxy.settings import Settings
-from redact_proxy.signals import ALL, Signal
-from redact_proxy.workers import is_worker
+from redact_proxy.signals import ALL, Signal, Transport
 
 log = logging.getLogger("redact_proxy")
 
@@ -86,9 +84,9 @@ class HttpReceiver:
         await self.runner.setup()
         site = web.TCPSite(
             self.runner, s.http_listen.host, s.http_listen.port,
-            ssl_context=server_ssl_context(s), reuse_port=is_worker(), backlog=1024,
+            ssl_context=server_ssl_context(s), reuse_port=s.reuse_port, backlog=1024,
         )
-        await site.start()
+        await start_site(site)
 
     async def stop(self, grace: float) -> None:
         if self.runner is not None:
@@ -96,16 +94,17 @@ class HttpReceiver:
             await self.runner.cleanup()
         self._inflate_thread.shutdown(wait=False, cancel_futures=True)
 
-    def _admit(self, request: web.Request) -> Ticket:
-        """Admission for the bytes reading this body may buffer, before reading it."""
+    def _reservation(self, request: web.Request) -> tuple[int, bool]:
+        """What admission reserves for this body before it is read: its Content-Length, or
+        (chunked) the most it may be, the size unknown until it is read."""
         declared = request.content_length
-        if declared is None:  # chunked: the most it may be; the ticket shrinks once read
-            return self.pipeline.admit(self.wire_limit, sized=False)
+        if declared is None:
+            return self.wire_limit, False
         if declared > self.wire_limit:
             raise RequestTooLarge(f"request body exceeds --max-request-bytes ({self.settings.max_request_bytes})")
-        return self.pipeline.admit(declared)
+        return declared, True
 
-    async def _read(self, request: web.Request, ticket: Ticket) -> bytes:
+    async def _read(self, request: web.Request) -> bytes:
         body = bytearray()
         try:
             async with asyncio.timeout(self.body_timeout):
@@ -120,55 +119,46 @@ class HttpReceiver:
             raise ClientGone("client closed the connection before its request was read") from exc
         except HttpProcessingError as exc:  # e.g. a chunk-size line that is not hex
             raise MalformedRequest("malformed request body framing") from exc
-        ticket.resize(len(body))
         return bytes(body)
-
-    async def _inflate(self, body: bytes, encoding: str | None, limit: int) -> bytes:
-        if (encoding or "identity").strip().lower() in ("", "identity"):
-            return codec.decompress(body, encoding, limit)  # a length check, no work
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._inflate_thread, codec.decompress, body, encoding, limit)
 
     def _handler(self, signal: Signal):
         pipeline = self.pipeline
         telemetry = pipeline.telemetry
-        handles = telemetry.signal(signal.name, "http")
+        handles = telemetry.signal(signal, Transport.HTTP)
         token = self.settings.auth_token
         limit = self.settings.max_request_bytes
+        inflate_thread = self._inflate_thread
 
         async def export(request: web.Request) -> web.Response:
             started = time.perf_counter()
-            content_type = request.headers.get("Content-Type") or ""
-            # The answer's format, before the request's is validated: an error answers
-            # a JSON client in JSON.
-            fmt = Format.JSON if "json" in content_type.lower() else Format.PROTOBUF
+            content_type = request.headers.get("Content-Type")
+            fmt = codec.answer_format(content_type)
             try:
                 # Authentication first: a client without the token learns nothing else.
                 check_token(token, request.headers.get("Authorization"))
-                fmt = codec.format_for(content_type)
-                encoding = request.headers.get("Content-Encoding")
-                if (encoding or "identity").strip().lower() not in codec.SUPPORTED_ENCODINGS + ("x-gzip",):
-                    raise UnsupportedMediaType(
-                        f"unsupported Content-Encoding; supported: {', '.join(codec.SUPPORTED_ENCODINGS)}")
-                # Admitted before reading: refused work costs no body, and what is read is
-                # within budget. Released on every way out of the ``with``.
-                with self._admit(request) as ticket:
-                    body = await self._inflate(await self._read(request, ticket), encoding, limit)
-                    response = await pipeline.export(signal, "http", body, fmt, ticket)
+                envelope = codec.Envelope.of(content_type, request.headers.get("Content-Encoding"))
+                response = await receive(pipeline, signal, Transport.HTTP, envelope, self._reservation(request),
+                                         lambda: self._read(request), limit, inflate_thread)
                 answer = web.Response(body=codec.encode(response, fmt), content_type=fmt.content_type)
-            except RequestError as exc:
-                answer = _error_response(exc, fmt)
-            except Exception as exc:  # a bug must not leave the client hanging
-                log.error("unexpected error handling a %s export (%s)", signal.name, exc.__class__.__name__)
-                answer = _error_response(RedactionFailed("internal error; the batch was not forwarded"), fmt)
+            except Exception as exc:
+                answer = _error_response(answerable(exc, signal), fmt)
             code = str(answer.status)
             if request.transport is None or request.transport.is_closing():
                 code = str(CLIENT_CLOSED_REQUEST)  # nobody left to hear it
-            telemetry.request_answered(signal.name, "http", code)
+            telemetry.request_answered(signal, Transport.HTTP, code)
             handles.request_duration.observe(time.perf_counter() - started)
             return answer
 
         return export
+
+
+async def start_site(site: web.TCPSite) -> None:
+    """Listen; a port that cannot be bound (taken, no permission) is a StartupError in
+    the OS's words, which name the address."""
+    try:
+        await site.start()
+    except OSError as exc:
+        raise StartupError.from_os(exc) from exc
 
 
 def _error_response(exc: RequestError, fmt: Format) -> web.Response:
