@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from redact_proxy import __version__
 from redact_proxy.errors import ConfigError
@@ -164,7 +165,7 @@ def apply(args: argparse.Namespace) -> int:
     try:
         policy = load(args.policy)
         fmt = offline.guess_format(args.input, args.format)
-        data = open(args.input, "rb").read() if args.input else sys.stdin.buffer.read()
+        data = Path(args.input).read_bytes() if args.input else sys.stdin.buffer.read()
         docs = offline.apply(policy, data, fmt, args.signal)
     except ConfigError as exc:
         for line in exc.errors:

@@ -45,10 +45,10 @@ QUEUE_DROP_REASONS = ("rejected", "corrupt", "torn")
 class SignalHandles:
     """Children for one (signal, transport): what a request touches."""
 
-    received: object
-    forwarded: object
-    request_duration: object
-    redact_duration: object
+    received: Counter
+    forwarded: Counter
+    request_duration: Histogram
+    redact_duration: Histogram
 
 
 class Telemetry:
@@ -114,7 +114,7 @@ class Telemetry:
     def signal(self, signal: str, transport: str) -> SignalHandles:
         return self._handles[(signal, transport)]
 
-    def queue(self) -> tuple[object, object, dict[str, object]]:
+    def queue(self) -> tuple[Gauge, Gauge, dict[str, Counter]]:
         """The persistent queue's handles: bytes gauge, records gauge, dropped counter per reason."""
         return self.queue_bytes, self.queue_records, self._queue_dropped
 
@@ -133,9 +133,9 @@ class Telemetry:
             applies = [s in rule.signals for rule in policy.rules]
             out[s] = (
                 [self.redactions.labels(s, r.name, r.action.value) if ok and r.action is not Action.DROP else None
-                 for r, ok in zip(policy.rules, applies)],
+                 for r, ok in zip(policy.rules, applies, strict=True)],
                 [self.dropped_items.labels(s, r.name) if ok and r.action is Action.DROP else None
-                 for r, ok in zip(policy.rules, applies)],
+                 for r, ok in zip(policy.rules, applies, strict=True)],
             )
         return out
 

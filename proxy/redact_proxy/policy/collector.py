@@ -21,12 +21,12 @@ _ACTIONS = {"delete": Action.DELETE, "hash": Action.HASH}
 
 
 def rules_from_collector(top: dict, errs: Errors) -> tuple[Rule, ...]:
-    pknode, pnode = top["processors"]
+    _, pnode = top["processors"]
     processors = mapping(pnode, "processors", errs)
     rules: list[Rule] = []
     if processors is None:
         return ()
-    for pname, (knode, node) in processors.items():
+    for pname, (_, node) in processors.items():
         if pname != "attributes" and not pname.startswith("attributes/"):
             continue
         path = f"processors.{pname}"

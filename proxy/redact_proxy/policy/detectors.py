@@ -166,7 +166,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import re2
 
@@ -340,7 +341,7 @@ _IBAN_BBAN_TEXT = (
 _BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 
 
-def _bban_table(text: str) -> Mapping[bytes, tuple[int, object]]:
+def _bban_table(text: str) -> Mapping[bytes, tuple[int, Any]]:  # (IBAN length, compiled BBAN regex)
     table = {}
     for entry in text.split():
         country, structure = entry.split(":")
@@ -873,6 +874,7 @@ class Masker:
         """Spans to replace and where to resume, or None if nothing is accepted here."""
         start = match.start()
         alternation, offset = self._main, 0
+        assert alternation is not None, "a match comes from the main alternation"
         while True:
             index = alternation.which(match)
             k = offset + index
@@ -884,7 +886,8 @@ class Masker:
             # Leftmost-first: the later alternatives are what the rejected one shadowed.
             rest = self._rests.get(k)
             if rest is None:
-                rest = self._rests[k] = _Alternation(self._specs[k + 1:], self._options)
+                rest = _Alternation(self._specs[k + 1:], self._options)
+                self._rests[k] = rest
             match = rest.regex.match(data, start)
             if match is None:
                 return None

@@ -110,10 +110,10 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
     if top is None:
         raise PolicyError(errs.lines)
     if "processors" in top and "version" not in top:
-        rules = rules_from_collector(top, errs)
+        migrated = rules_from_collector(top, errs)
         if errs.lines:
             raise PolicyError(errs.lines)
-        return PolicyDoc(source, sha, HashSpec(algorithm="sha256"), rules, from_collector=True)
+        return PolicyDoc(source, sha, HashSpec(algorithm="sha256"), migrated, from_collector=True)
 
     unknown(top, {"version", "hash", "rules", "tests"}, "", errs, "a policy")
     if "version" not in top:
@@ -151,7 +151,7 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
 def _hash_section(entry, errs) -> HashSpec:
     if entry is None:
         return HashSpec(key_env=DEFAULT_KEY_ENV)
-    knode, node = entry
+    _, node = entry
     fields = mapping(node, "hash", errs)
     if fields is None:
         return HashSpec()

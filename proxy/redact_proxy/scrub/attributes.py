@@ -18,12 +18,12 @@ a RecursionError here fails the batch closed, like any other exception.
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from redact_proxy.policy import Decider, Decision
-from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, TextOps, join
+from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, Mask, TextOps, join
 from redact_proxy.scrub import jsontext
 from redact_proxy.scrub.text import Tally, mask_int, mask_text, scrub_text
 
@@ -129,7 +129,7 @@ def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: Te
     """Scrub a value that is not itself under a key (a log body): its whole-field rule,
     key rules on the keys inside it (paths from the body root), then ``ops.masks`` on its
     text. Returns False when the rule deletes the value (the caller clears the field)."""
-    masks = ()
+    masks: tuple[Mask, ...] = ()
     if ops is not None:
         d = ops.rule
         if d is not None and d.op in (OP_REMOVE, OP_REPLACE) and value.WhichOneof("value") is not None:
@@ -180,7 +180,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
     memo = decider.top
     for i, kv in enumerate(kvs):
         key = kv.key
-        if top:
+        if parent is None:  # top: said so for the type checker, which does not follow `top`
             d: Decision | None = memo.get(key)
             if d is None:
                 d = decider.decide(key)
@@ -200,7 +200,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
                 if kind == "kvlist_value" or kind == "array_value" or (
                     kind == "string_value" and (masks or jsontext.looks_like(value.string_value))
                 ) or (masks and (kind == "bytes_value" or kind == "int_value")):
-                    _value(value, kind, decider, key if top else join(parent, key), tally, hasher, masks,
+                    _value(value, kind, decider, key if parent is None else join(parent, key), tally, hasher, masks,
                            system.get() if top else system)
             continue
         tally.redactions[d.rule] += 1
