@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 from redact_proxy import __version__
-from redact_proxy.errors import ConfigError
+from redact_proxy.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, ConfigError
 from redact_proxy.settings import OPTIONS, Settings
 
-EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 COMMANDS = ("serve", "check", "apply", "test")
 
 _DESCRIPTION = """\
