@@ -57,6 +57,17 @@ def edges(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, int]
     return out
 
 
+def graph(root: Path, package: str) -> dict[str, dict[str, int]]:
+    """{module: {imported module of the package: first line importing it}}."""
+    known = modules(root, package)
+    out: dict[str, dict[str, int]] = {name: {} for name in known}
+    for name, path in known.items():
+        for target, line in edges(name, path, known):
+            if target != name or path.name != "__init__.py":  # a package naming its own submodule
+                out[name].setdefault(target, line)
+    return out
+
+
 def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     """Strongly connected components that are cycles (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -104,20 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("package", nargs="?", default="redact_proxy")
     parser.add_argument("--root", default="proxy", help="the folder the package is in")
     args = parser.parse_args(argv)
-    known = modules(Path(args.root), args.package)
-    graph: dict[str, dict[str, int]] = {name: {} for name in known}
-    for name, path in known.items():
-        for target, line in edges(name, path, known):
-            if target != name or path.name != "__init__.py":  # a package naming its own submodule
-                graph[name].setdefault(target, line)
-    found = cycles(graph)
+    imports = graph(Path(args.root), args.package)
+    found = cycles(imports)
     for component in found:
         members = set(component)
-        closing = [f"{a}:{graph[a][b]} -> {b}" for a in component for b in sorted(graph[a]) if b in members]
+        closing = [f"{a}:{imports[a][b]} -> {b}" for a in component for b in sorted(imports[a]) if b in members]
         print(f"cycle ({len(component)} modules): {', '.join(component)}")
         for edge in closing:
             print(f"  {edge}")
-    print(f"{len(found)} import cycle(s) in {args.package} ({len(known)} modules)")
+    print(f"{len(found)} import cycle(s) in {args.package} ({len(imports)} modules)")
     return 1 if found else 0
 
 
