@@ -69,16 +69,22 @@ def _resource(resource_msg) -> None:
         resource_msg.attributes.add(key=key).value.string_value = value
 
 
+def _span_scope(req: ExportTraceServiceRequest):
+    """The one resource and scope of a traces request: where its spans go."""
+    rs = req.resource_spans.add()
+    _resource(rs.resource)
+    ss = rs.scope_spans.add()
+    ss.scope.name = "railgun.api"
+    return ss
+
+
 def build_body(signal: str, rng: random.Random, batch: int, attrs: int, n_sensitive: int, size: int, *,
                exemplars: bool = False, structured_body: bool = False) -> bytes:
     """One serialized Export*ServiceRequest with ``batch`` items."""
     t0 = 1_700_000_000_000_000_000
     if signal == "traces":
         req = ExportTraceServiceRequest()
-        rs = req.resource_spans.add()
-        _resource(rs.resource)
-        ss = rs.scope_spans.add()
-        ss.scope.name = "railgun.api"
+        ss = _span_scope(req)
         for _ in range(batch):
             span = ss.spans.add(name="POST /rooms/{id}/messages", trace_id=rng.randbytes(16),
                                 span_id=rng.randbytes(8), parent_span_id=rng.randbytes(8), kind=2,
@@ -158,9 +164,7 @@ def values_body(rng: random.Random, batch: int, attrs: int, size: int) -> bytes:
     """Traces whose every span has ``attrs`` benign attributes, a 200-byte free-text one
     and a SQL statement: what mask rules and sanitize_sql cost."""
     req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    _resource(rs.resource)
-    ss = rs.scope_spans.add()
+    ss = _span_scope(req)
     for _ in range(batch):
         span = ss.spans.add(name="SELECT messages", trace_id=rng.randbytes(16), span_id=rng.randbytes(8), kind=3)
         _attrs(span.attributes, rng, attrs, 0, size)

@@ -76,6 +76,15 @@ class Recorder:
         pass
 
 
+def receiver_parts(node, **listen: str) -> tuple[Settings, Recorder, Pipeline]:
+    """What an in-process receiver stands on: its settings (``listen``, then the test's
+    ``receiver_options`` mark), a recorder as upstream and the pipeline in between."""
+    mark = node.get_closest_marker("receiver_options")
+    resolved = settings(**listen, **(mark.kwargs if mark else {}))
+    rec = Recorder()
+    return resolved, rec, pipeline(rec, max_inflight=resolved.max_inflight)
+
+
 def pipeline(forwarder: Recorder, compiled: CompiledPolicy | None = None, *, max_inflight: int = 8,
              max_inflight_bytes: int = 64 << 20) -> Pipeline:
     return Pipeline(compiled or policy(), forwarder, Telemetry(), max_inflight, max_inflight_bytes)

@@ -30,11 +30,8 @@ def _body() -> bytes:
 @pytest.fixture
 async def served(request):
     """(call, recorder, pipeline): ``call(body, metadata=())`` exports logs."""
-    mark = request.node.get_closest_marker("receiver_options")
     port = inproc.free_port()
-    settings = inproc.settings(grpc_listen=f"127.0.0.1:{port}", **(mark.kwargs if mark else {}))
-    rec = inproc.Recorder()
-    pipe = inproc.pipeline(rec, max_inflight=settings.max_inflight)
+    settings, rec, pipe = inproc.receiver_parts(request.node, grpc_listen=f"127.0.0.1:{port}")
     receiver = GrpcReceiver(settings, pipe)
     await receiver.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -35,11 +35,8 @@ def _body() -> bytes:
 async def served(request):
     """(client, recorder, pipeline) for a receiver with the settings the test's
     ``receiver_options`` mark gives (option dest -> text)."""
-    mark = request.node.get_closest_marker("receiver_options")
     port = inproc.free_port()
-    settings = inproc.settings(http_listen=f"127.0.0.1:{port}", **(mark.kwargs if mark else {}))
-    rec = inproc.Recorder()
-    pipe = inproc.pipeline(rec, max_inflight=settings.max_inflight)
+    settings, rec, pipe = inproc.receiver_parts(request.node, http_listen=f"127.0.0.1:{port}")
     receiver = HttpReceiver(settings, pipe)
     await receiver.start()
     # The client must not inflate or re-encode anything: what it posts is what arrives.
