@@ -41,10 +41,10 @@ async def test_a_body_is_scrubbed_forwarded_and_counted():
     [batch] = rec.batches
     assert _keys(batch) == ["plain", "plain"]
     assert b"s3cr3t" not in batch.to_bytes(Format.PROTOBUF)
-    h = p.telemetry.signal("traces", "http")
-    assert h.received._value.get() == 2 and h.forwarded._value.get() == 2
-    redacted, _ = p.telemetry.rules_for(p.policy)["traces"]
-    assert redacted[0]._value.get() == 2
+    t = p.telemetry
+    assert inproc.sample(t, "redact_proxy_received_items_total", signal="traces", transport="http") == 2
+    assert inproc.sample(t, "redact_proxy_forwarded_items_total", signal="traces") == 2
+    assert inproc.sample(t, "redact_proxy_redactions_total", signal="traces", rule="secret", action="delete") == 2
     assert p.inflight == 0 and p.inflight_bytes == 0
 
 
@@ -98,5 +98,5 @@ async def test_an_upstream_error_is_counted_and_passed_on():
     p = inproc.pipeline(rec)
     with pytest.raises(UpstreamUnavailable):
         await p.export(TRACES, "grpc", _body(("plain", "x")), Format.PROTOBUF)
-    assert p.telemetry.upstream_errors.labels("traces", "connect")._value.get() == 1
-    assert p.telemetry.signal("traces", "grpc").forwarded._value.get() == 0
+    assert inproc.sample(p.telemetry, "redact_proxy_upstream_errors_total", signal="traces", code="connect") == 1
+    assert inproc.sample(p.telemetry, "redact_proxy_forwarded_items_total", signal="traces") == 0

@@ -85,6 +85,15 @@ def receiver_parts(node, **listen: str) -> tuple[Settings, Recorder, Pipeline]:
     return resolved, rec, pipeline(rec, max_inflight=resolved.max_inflight)
 
 
+def sample(telemetry: Telemetry, name: str, **labels: str) -> float:
+    """One sample of the exposition, read as /metrics would show it. A sample that is not
+    there is an error, not a zero: a misspelt name must not pass for "nothing counted"."""
+    value = telemetry.registry.get_sample_value(name, labels)
+    if value is None:
+        raise LookupError(f"no sample {name}{labels}")
+    return value
+
+
 def pipeline(forwarder: Recorder, compiled: CompiledPolicy | None = None, *, max_inflight: int = 8,
              max_inflight_bytes: int = 64 << 20) -> Pipeline:
     return Pipeline(compiled or policy(), forwarder, Telemetry(), max_inflight, max_inflight_bytes)

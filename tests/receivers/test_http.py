@@ -113,6 +113,7 @@ async def test_past_the_inflight_budget_the_answer_is_503_with_retry_after(serve
         answer = await client.post("/v1/traces", data=_body(), headers=PROTOBUF)
     assert answer.status == 503 and answer.headers["Retry-After"].isdigit()
     assert rec.batches == []
-    assert pipe.telemetry.requests.labels("traces", "http", "503")._value.get() == 1
+    assert inproc.sample(pipe.telemetry, "redact_proxy_requests_total", signal="traces", transport="http",
+                         code="503") == 1
     answer = await client.post("/v1/traces", data=_body(), headers=PROTOBUF)
     assert answer.status == 200
