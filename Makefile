@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
-.PHONY: install run test test-unit bench fuzz fuzz-engine check-policies clean
+.PHONY: install run lint test test-fast test-unit bench fuzz fuzz-engine check-policies clean
 
 # native/ is the Rust engine (core: plain Rust; python: the PyO3 shell), built by maturin into
 # the package by pip; needs cargo.
@@ -25,13 +25,26 @@ run: install
 	REDACT_PROXY_HASH_KEY="$${REDACT_PROXY_HASH_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_hex(32))')}" \
 		$(VENV)/bin/redact-proxy --policy policies/doctrine.yaml
 
+# Static checks, configured in pyproject.toml: ruff's lint rules over the package and
+# tools/, mypy over the package. A new finding fails `make test` (and so CI). The
+# formatter (`ruff format`) is configured but not yet enforced.
+lint: install
+	$(VENV)/bin/ruff check proxy/redact_proxy tools tests/helpers tests/conftest.py
+	$(PY) -m mypy
+
 # Everything the tests need (Python packages, Go builds of the collector and Jaeger,
-# Prometheus/Alertmanager from Debian, the Node.js SDK), then every test.
-test: install
+# Prometheus/Alertmanager from Debian, the Node.js SDK), then the static checks, then
+# every test.
+test: install lint
 	bash tests/e2e/setup.sh
 	cd native && cargo test -p redact-core --quiet
 	$(MAKE) fuzz-engine ENGINE_FUZZ_SECONDS=30
 	$(PY) -m pytest
+
+# Seconds: the in-process tests of policy, scrubber, codec, pipeline, receivers, errors
+# and telemetry (no sockets, no subprocesses, no hypothesis searches: `-m fast`).
+test-fast: install
+	$(PY) -m pytest -q -m fast
 
 # Quick loop while developing: no real-stack tests.
 test-unit: install

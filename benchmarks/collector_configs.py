@@ -18,7 +18,7 @@ from pathlib import Path
 
 import re2
 
-import loadgen
+import workloads
 from redact_proxy.policy.schema import Action, Level, compile_regex, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,15 +311,15 @@ def check_keys(doc) -> list[str]:
     it touches, or a key the collector translation treats differently (other than the
     documented hash-then-delete)."""
     problems = []
-    for key in loadgen.SENSITIVE_KEYS:
+    for key in workloads.SENSITIVE_KEYS:
         fate = classify(doc, key)
         if fate not in ("delete", "hash"):
             problems.append(f"sensitive key {key!r}: the policy does {fate!r}, expected delete or hash")
-    for key in loadgen.BENIGN_KEYS + tuple(k for k, _ in loadgen.RESOURCE):
+    for key in workloads.BENIGN_KEYS + tuple(k for k, _ in workloads.RESOURCE):
         fate = classify(doc, key)
         if fate != "keep":
             problems.append(f"benign key {key!r}: the policy does {fate!r}")
-    for key in loadgen.SENSITIVE_KEYS + loadgen.BENIGN_KEYS:
+    for key in workloads.SENSITIVE_KEYS + workloads.BENIGN_KEYS:
         ours, theirs = classify(doc, key), classify_collector(doc, key)
         if ours != theirs and not (ours == "hash" and theirs == "hash+delete"):
             problems.append(f"key {key!r}: policy {ours!r}, generated collector config {theirs!r}")

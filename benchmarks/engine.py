@@ -10,11 +10,13 @@ What it measures, per workload (fixed seed, so every run scrubs the same bytes):
                                                        out how fast this machine is today)
 Both are timed alternately in the same loop, so machine noise hits them alike.
 
-Workloads: traces (1000-span batches, 12 attributes per span of which 5 sensitive),
-traces-clean (same shape, no sensitive key), traces-values (10 benign attributes, a
-200-byte free-text attribute and a SQL statement per span: the mask/sanitize cost), metrics (1000 data points over 50 metrics,
-8 attributes each, 3 sensitive), logs (1000 records, 10 attributes of which 4 sensitive,
-structured bodies with a sensitive key inside).
+Workloads (workloads.py, the generator loadgen.py sends from too): traces (1000-span
+batches, 12 attributes per span of which 5 sensitive), traces-clean (same shape, no
+sensitive key), traces-values (10 benign attributes, a 200-byte free-text attribute and a
+SQL statement per span: the mask/sanitize cost), metrics (1000 data points, 20 per
+metric, gauges, sums and histograms with exemplars, 8 attributes each, 3 sensitive), logs
+(1000 records, 10 attributes of which 4 sensitive, structured bodies with a sensitive key
+inside).
 
     python benchmarks/engine.py [--policy policies/doctrine.yaml] [--seconds 3] [--json]
 """
@@ -41,125 +43,25 @@ from redact_proxy.engine import Engine  # noqa: E402
 from redact_proxy.pipeline import _redact  # noqa: E402
 from redact_proxy.policy import load  # noqa: E402
 from redact_proxy.signals import BY_NAME  # noqa: E402
+from workloads import build_body, free_text, sql_statement, values_body  # noqa: E402
 
-# Keys the doctrine policy deletes or hashes, and keys it lets through.
-SENSITIVE = ["user.id", "user.email", "client.address", "http.request.header.authorization",
-             "message.content", "net.peer.ip", "enduser.id", "db.statement"]
-BENIGN = ["http.route", "http.request.method", "http.response.status_code", "server.address",
-          "server.port", "rpc.system", "room.count", "message.size", "peer.count", "url.scheme",
-          "network.protocol.version", "otel.scope.name", "component", "thread.id"]
-
-
-def _set(kv, rng: random.Random, size: int = 24) -> None:
-    kind = rng.random()
-    if kind < 0.7:
-        kv.value.string_value = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=size))
-    elif kind < 0.9:
-        kv.value.int_value = rng.randrange(1 << 40)
-    else:
-        kv.value.bool_value = rng.random() < 0.5
-
-
-def _attrs(target, rng: random.Random, n: int, n_sensitive: int, sensitive=SENSITIVE) -> None:
-    keys = rng.sample(sensitive, n_sensitive) + rng.sample(BENIGN, n - n_sensitive)
-    rng.shuffle(keys)
-    for key in keys:
-        _set(target.add(key=key), rng)
-
-
-def _resource(resource, rng):
-    for key, value in (("service.name", "railgun-api"), ("host.name", "api-1"), ("telemetry.sdk.language", "python")):
-        resource.attributes.add(key=key).value.string_value = value
-
-
-def traces(rng: random.Random, sensitive: int = 5) -> bytes:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    _resource(rs.resource, rng)
-    ss = rs.scope_spans.add()
-    ss.scope.name = "railgun.api"
-    for _ in range(1000):
-        span = ss.spans.add(name="POST /rooms/{id}/messages", trace_id=rng.randbytes(16), span_id=rng.randbytes(8),
-                            parent_span_id=rng.randbytes(8), kind=2,
-                            start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_000_050_000_000)
-        _attrs(span.attributes, rng, 12, sensitive)
-    return req.SerializeToString()
-
-
-_WORDS = ("the", "room", "message", "sent", "at", "retry", "after", "user", "joined", "left", "call",
-          "connection", "dropped", "peer", "fallback", "activated", "for", "session", "timeout")
-_SQL = ("SELECT m.id, m.body FROM messages m WHERE m.room_id = {n} AND m.created_at > '2026-11-{d:02d}' "
-        "AND m.sender IN ({n}, {m}, {k}) ORDER BY m.created_at DESC LIMIT 50")
-
-
-def free_text(rng: random.Random, size: int = 200) -> str:
-    words = []
-    while sum(len(w) + 1 for w in words) < size:
-        r = rng.random()
-        words.append("ada@example.com" if r < 0.03 else "203.0.113.7" if r < 0.05 else rng.choice(_WORDS))
-    return " ".join(words)[:size]
-
-
-def traces_values(rng: random.Random) -> bytes:
-    """Every span: 10 benign attributes, a 200-byte free-text one and a SQL statement."""
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    _resource(rs.resource, rng)
-    ss = rs.scope_spans.add()
-    for _ in range(1000):
-        span = ss.spans.add(name="SELECT messages", trace_id=rng.randbytes(16), span_id=rng.randbytes(8), kind=3)
-        _attrs(span.attributes, rng, 10, 0)
-        span.attributes.add(key="event.detail").value.string_value = free_text(rng)
-        span.attributes.add(key="db.statement").value.string_value = _SQL.format(
-            n=rng.randrange(10**6), m=rng.randrange(10**6), k=rng.randrange(10**6), d=rng.randrange(1, 28))
-    return req.SerializeToString()
-
-
-def metrics(rng: random.Random) -> bytes:
-    req = ExportMetricsServiceRequest()
-    rm = req.resource_metrics.add()
-    _resource(rm.resource, rng)
-    sm = rm.scope_metrics.add()
-    for m in range(50):
-        metric = sm.metrics.add(name=f"railgun.metric.{m}")
-        points = (metric.sum if m % 2 else metric.histogram).data_points
-        for _ in range(20):
-            p = points.add(time_unix_nano=1_700_000_000_000_000_000)
-            _attrs(p.attributes, rng, 8, 3)
-            if m % 2 == 0:
-                p.count = 3
-                p.bucket_counts.extend([1, 1, 1])
-                p.explicit_bounds.extend([0.1, 1.0])
-                ex = p.exemplars.add(as_double=0.5, trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
-                _attrs(ex.filtered_attributes, rng, 2, 1)
-            else:
-                p.as_int = rng.randrange(1000)
-    return req.SerializeToString()
-
-
-def logs(rng: random.Random) -> bytes:
-    req = ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    _resource(rl.resource, rng)
-    sl = rl.scope_logs.add()
-    for _ in range(1000):
-        rec = sl.log_records.add(time_unix_nano=1_700_000_000_000_000_000, severity_number=9, severity_text="INFO",
-                                 trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
-        _attrs(rec.attributes, rng, 10, 4)
-        body = rec.body.kvlist_value.values
-        body.add(key="event").value.string_value = "message.sent"
-        body.add(key="user.email").value.string_value = "someone@example.com"
-    return req.SerializeToString()
+# 1000 items a batch; attributes per item and how many of them sensitive, per workload.
+# The generator is workloads.py, the one loadgen.py sends too.
+BATCH, VALUE_SIZE = 1000, 24
 
 
 BATCH_POOL = 8  # distinct batches per workload
 
 WORKLOADS = {
-    "traces": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng), 1000),
-    "traces-clean": ("traces", ExportTraceServiceRequest, lambda rng: traces(rng, sensitive=0), 1000),
-    "traces-values": ("traces", ExportTraceServiceRequest, traces_values, 1000),
-    "metrics": ("metrics", ExportMetricsServiceRequest, metrics, 1000),
-    "logs": ("logs", ExportLogsServiceRequest, logs, 1000),
+    "traces": ("traces", ExportTraceServiceRequest,
+               lambda rng: build_body("traces", rng, BATCH, 12, 5, VALUE_SIZE), BATCH),
+    "traces-clean": ("traces", ExportTraceServiceRequest,
+                     lambda rng: build_body("traces", rng, BATCH, 12, 0, VALUE_SIZE), BATCH),
+    "traces-values": ("traces", ExportTraceServiceRequest, lambda rng: values_body(rng, BATCH, 10, VALUE_SIZE), BATCH),
+    "metrics": ("metrics", ExportMetricsServiceRequest,
+                lambda rng: build_body("metrics", rng, BATCH, 8, 3, VALUE_SIZE, exemplars=True), BATCH),
+    "logs": ("logs", ExportLogsServiceRequest,
+             lambda rng: build_body("logs", rng, BATCH, 10, 4, VALUE_SIZE, structured_body=True), BATCH),
 }
 
 
@@ -217,7 +119,7 @@ def value_actions(policy, seconds: float) -> dict:
     mask_rules = [r for r in policy.rules if r.action is Action.MASK]
     rng = random.Random(7)
     texts = [free_text(rng) for _ in range(200)]
-    sqls = [_SQL.format(n=i, m=i + 1, k=i + 2, d=1 + i % 27) for i in range(200)]
+    sqls = [sql_statement(rng) for _ in range(200)]
     out = {}
     if mask_rules:
         from redact_proxy.policy.detectors import Masker

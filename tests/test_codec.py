@@ -20,6 +20,7 @@ from redact_proxy import codec
 from redact_proxy.codec import Batch, Format, decode, decode_response, decompress, encode, format_for
 from redact_proxy.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
 from redact_proxy.signals import LOGS, METRICS, TRACES
+from helpers import wire
 
 MiB = 1024 * 1024
 PAYLOAD = b"otlp payload " * 5000
@@ -260,26 +261,13 @@ def _deep_json(depth: int) -> bytes:
     return ('{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":%s}]}}]}' % value).encode()
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _deep_protobuf(depth: int) -> bytes:
     """ExportTraceServiceRequest > ResourceSpans > Resource > KeyValue > AnyValue, then
     ``depth`` kvlists down, written by hand (no serializer limit in the way)."""
-    value = _field(1, SECRET.encode())
+    value = wire.field(1, SECRET.encode())
     for _ in range(depth):
-        value = _field(6, _field(1, _field(1, b"k") + _field(2, value)))
-    return _field(1, _field(1, _field(1, _field(1, b"a") + _field(2, value))))
+        value = wire.field(6, wire.field(1, wire.field(1, b"k") + wire.field(2, value)))
+    return wire.field(1, wire.field(1, wire.field(1, wire.field(1, b"a") + wire.field(2, value))))
 
 
 MALFORMED = [

@@ -18,6 +18,7 @@ def test_one_wheel_holds_the_package_the_native_module_and_the_command(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("redact_proxy/_native") and n.endswith(".so") for n in names)
     assert "redact_proxy/triage.py" in names and "redact_proxy/policy/compile.py" in names
+    assert "redact_proxy/py.typed" in names  # PEP 561: type checkers read the package's annotations
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert "redact-proxy=redact_proxy.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode().replace(" ", "")
     [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]

@@ -22,22 +22,10 @@ from redact_proxy.policy.compile import load
 from redact_proxy.signals import BY_NAME, LOGS, METRICS, TRACES
 from redact_proxy.triage import Triage
 from redact_proxy.validate import ID_LENGTHS, Wire, check_decoded, check_wire
+from helpers import wire
 
 SECRET = "SECRET-PII-0xdeadbeef"
 T16, S8 = bytes(range(1, 17)), bytes(range(1, 9))
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _traces(**span) -> ExportTraceServiceRequest:
@@ -124,8 +112,8 @@ def test_valid_ids_pass_and_are_proved_known_only(signal, msg):
 
 def test_an_empty_id_sent_on_the_wire_passes():
     # A length-0 id field is legal protobuf (no canonical encoder writes it).
-    span = _len_field(1, b"") + _len_field(2, b"") + _len_field(5, b"n")
-    body = _len_field(1, _len_field(2, _len_field(2, span)))
+    span = wire.field(1, b"") + wire.field(2, b"") + wire.field(5, b"n")
+    body = wire.field(1, wire.field(2, wire.field(2, span)))
     assert check_wire(TRACES, body) is Wire.KNOWN_ONLY
 
 
@@ -133,11 +121,11 @@ def test_an_id_sent_twice_is_judged_exactly():
     # The walk cannot vouch for a singular field twice; the exact walk sees the value the
     # decoder keeps (the last). pdata reads both and refuses the bad first one, but the
     # message forwarded is the decoded one, re-encoded: only the last ever leaves.
-    span = _len_field(1, b"short") + _len_field(1, T16) + _len_field(5, b"n")
-    body = _len_field(1, _len_field(2, _len_field(2, span)))
+    span = wire.field(1, b"short") + wire.field(1, T16) + wire.field(5, b"n")
+    body = wire.field(1, wire.field(2, wire.field(2, span)))
     assert check_wire(TRACES, body) is Wire.UNPROVEN
     check_decoded(decode(TRACES, body, Format.PROTOBUF))
-    bad_last = _len_field(1, _len_field(2, _len_field(2, _len_field(1, T16) + _len_field(1, b"short"))))
+    bad_last = wire.field(1, wire.field(2, wire.field(2, wire.field(1, T16) + wire.field(1, b"short"))))
     with pytest.raises(MalformedRequest):
         Batch.from_bytes(TRACES, bad_last, Format.PROTOBUF)
 
@@ -195,9 +183,9 @@ def test_logs_as_traces_decode_but_fail_on_wire_types():
 
 def test_wrong_wire_type_deep_in_the_tree_is_found():
     # AnyValue.string_value (field 1, string) sent as a varint inside an attribute.
-    value = _varint(1 << 3 | 0) + _varint(7)
-    kv = _len_field(1, b"k") + _len_field(2, value)
-    body = _len_field(1, _len_field(1, _len_field(1, kv)))  # resource attribute
+    value = wire.varint(1 << 3 | 0) + wire.varint(7)
+    kv = wire.field(1, b"k") + wire.field(2, value)
+    body = wire.field(1, wire.field(1, wire.field(1, kv)))  # resource attribute
     assert check_wire(TRACES, body) is Wire.UNPROVEN
     with pytest.raises(MalformedRequest) as info:
         Batch.from_bytes(TRACES, body, Format.PROTOBUF)
@@ -206,9 +194,9 @@ def test_wrong_wire_type_deep_in_the_tree_is_found():
 
 def test_unknown_fields_pass_and_are_discarded():
     # A field number this OTLP version lacks is legal (a newer SDK): kept out, not refused.
-    span = (_len_field(1, T16) + _len_field(5, b"n") + _len_field(999, SECRET.encode())
-            + _varint(900 << 3) + b"\x01")
-    body = _len_field(1, _len_field(2, _len_field(2, span)))
+    span = (wire.field(1, T16) + wire.field(5, b"n") + wire.field(999, SECRET.encode())
+            + wire.varint(900 << 3) + b"\x01")
+    body = wire.field(1, wire.field(2, wire.field(2, span)))
     assert check_wire(TRACES, body) is Wire.UNKNOWN_FIELDS
     batch = Batch.from_bytes(TRACES, body, Format.PROTOBUF)
     assert SECRET.encode() not in batch.to_bytes(Format.PROTOBUF)
@@ -222,18 +210,18 @@ def test_packed_and_unpacked_repeated_numbers_both_pass():
     packed = req.SerializeToString()
     assert check_wire(METRICS, packed) is Wire.KNOWN_ONLY
     # bucket_counts (6, fixed64) one element at a time, unpacked
-    point = _varint(6 << 3 | 1) + (1).to_bytes(8, "little") + _varint(6 << 3 | 1) + (2).to_bytes(8, "little")
-    body = _len_field(1, _len_field(2, _len_field(2, _len_field(1, b"m") + _len_field(9, _len_field(1, point)))))
+    point = wire.varint(6 << 3 | 1) + (1).to_bytes(8, "little") + wire.varint(6 << 3 | 1) + (2).to_bytes(8, "little")
+    body = wire.field(1, wire.field(2, wire.field(2, wire.field(1, b"m") + wire.field(9, wire.field(1, point)))))
     assert check_wire(METRICS, body) is Wire.KNOWN_ONLY
     msg = Batch.from_bytes(METRICS, body, Format.PROTOBUF).message
     assert list(msg.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0].bucket_counts) == [1, 2]
 
 
 def test_deep_nesting_beyond_the_walk_is_checked_exactly():
-    value = _len_field(1, b"x")
+    value = wire.field(1, b"x")
     for _ in range(25):  # 3 messages a level: past the walk's 64, within upb's 100
-        value = _len_field(6, _len_field(1, _len_field(1, b"k") + _len_field(2, value)))
-    body = _len_field(1, _len_field(1, _len_field(1, _len_field(1, b"a") + _len_field(2, value))))
+        value = wire.field(6, wire.field(1, wire.field(1, b"k") + wire.field(2, value)))
+    body = wire.field(1, wire.field(1, wire.field(1, wire.field(1, b"a") + wire.field(2, value))))
     assert check_wire(TRACES, body) is Wire.UNPROVEN
     Batch.from_bytes(TRACES, body, Format.PROTOBUF)  # valid: passes the exact walk
 

@@ -34,6 +34,7 @@ import difflib
 import functools
 import importlib
 import inspect
+import itertools
 import pkgutil
 import re
 import sys
@@ -131,7 +132,7 @@ def _docstrings(module) -> dict[str, str]:
     """Constant name -> the docstring that follows its assignment in the module source."""
     body = ast.parse(inspect.getsource(module)).body
     docs = {}
-    for node, following in zip(body, body[1:]):
+    for node, following in itertools.pairwise(body):
         if isinstance(node, ast.AnnAssign):
             target = node.target
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -188,7 +189,7 @@ def read_table(path: Path = TABLE) -> dict[str, dict[str, str]]:
     header = tuple(lines[0].split("\t"))
     if header != COLUMNS:
         raise ValueError(f"{path}: header is {header}, expected {COLUMNS}")
-    return {cells[0]: dict(zip(COLUMNS, cells)) for cells in (line.split("\t") for line in lines[1:])}
+    return {cells[0]: dict(zip(COLUMNS, cells, strict=False)) for cells in (line.split("\t") for line in lines[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:

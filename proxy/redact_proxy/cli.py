@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from redact_proxy import __version__, signals
-from redact_proxy.errors import ConfigError
+from redact_proxy.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, ConfigError
 from redact_proxy.settings import OPTIONS, Settings
 
-EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 COMMANDS = ("serve", "check", "apply", "test")
 
 _DESCRIPTION = """\
@@ -164,7 +164,7 @@ def apply(args: argparse.Namespace) -> int:
     try:
         policy = load(args.policy)
         fmt = offline.guess_format(args.input, args.format)
-        data = open(args.input, "rb").read() if args.input else sys.stdin.buffer.read()
+        data = Path(args.input).read_bytes() if args.input else sys.stdin.buffer.read()
         docs = offline.apply(policy, data, fmt, args.signal)
     except ConfigError as exc:
         for line in exc.errors:

@@ -19,6 +19,8 @@ reference's, which tests/scrub/test_engine.py holds it to on generated inputs.
 
 from __future__ import annotations
 
+from typing import cast
+
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
@@ -161,8 +163,7 @@ class Engine:
             rewrite_value(value, self._rewriters[rule], system)
             if masks:
                 mask_value(value, self._mask_objects(masks), tally)
-            out = value.SerializeToString()
-            return q, out, _counts(tally)
+            return q, value.SerializeToString(), _counts(tally)
         elif kind == _Q_JSON:
             _, decider, path, masks, system, text = q
             d = self.policy.decider(*self._deciders[decider])
@@ -180,10 +181,10 @@ class Engine:
 
     def _table(self, sig: Signal) -> list:
         """The walk's messages for ``sig``, root first: (attributes field number, entries)."""
-        order = _messages(sig.request.DESCRIPTOR)
+        order = _messages(cast(Descriptor, sig.request.DESCRIPTOR))
         index = {d.full_name: i for i, d in enumerate(order)}
-        name_ops = self.policy.text(sig.name, Level.SPAN, "span_name") if sig.name == "traces" else None
-        needs_system = bool(name_ops) and any(r.decision.action is Action.SANITIZE_SQL for r in name_ops.rules)
+        name_ops = self.policy.text(sig.name, Level.SPAN, "span_name")
+        needs_system = any(r.decision.action is Action.SANITIZE_SQL for r in name_ops.rules)
         tables = []
         for d in order:
             level = _LEVEL_OF.get(d.full_name)
@@ -207,6 +208,7 @@ class Engine:
                              | (_PRUNE if pair in _PRUNE_FIELDS else 0))
                     entries.append((f.number, role, index[f.message_type.full_name], flags, 0))
                 elif treatment is not None and treatment.treatment is Treatment.TEXT:
+                    assert treatment.target is not None  # every TEXT field names its target
                     ops = self.policy.text(sig.name, _LEVEL_OF[d.full_name], treatment.target)
                     if ops:
                         flags = (_REPEATED if f.is_repeated else 0) | (
@@ -229,6 +231,7 @@ class Engine:
         for key, rules in self.policy.drops[signal].items():
             for r in rules:
                 when = self.policy.rules[r.index].when
+                assert when is not None  # a drop rule is in `drops` by its condition
                 regex = when.op == "matches"
                 out.append((key, r.index, regex, [when.values[0]] if regex else list(when.values)))
         return out

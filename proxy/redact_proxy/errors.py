@@ -283,3 +283,10 @@ HTTP_TO_GRPC = {
     413: grpc.StatusCode.INVALID_ARGUMENT,
     415: grpc.StatusCode.INVALID_ARGUMENT,
 }
+
+
+# --- the process: what `redact-proxy` exits with (cli.py, service.py) ------------------
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1  # could not start or run: port taken, unreadable TLS file, bad input file, ...
+EXIT_CONFIG = 2  # invalid options or policy (ConfigError)

@@ -100,7 +100,7 @@ class Pipeline:
             raise
 
     async def _export(self, signal: Signal, transport: Transport, body: bytes, fmt: Format) -> Message:
-        policy, rule_counters, engine = self._active
+        _policy, rule_counters, engine = self._active
         handles = self.telemetry.signal(signal, transport)
         started = time.perf_counter()
         # On the scrub thread, whatever the size: the loop keeps accepting, refusing and

@@ -26,7 +26,7 @@ import time
 
 from redact_proxy import __version__
 from redact_proxy.admin import Admin
-from redact_proxy.errors import ConfigError, StartupError
+from redact_proxy.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, ConfigError, StartupError
 from redact_proxy.forward import build as build_forwarder
 from redact_proxy.logconfig import configure_logging
 from redact_proxy.pipeline import Pipeline
@@ -38,9 +38,6 @@ from redact_proxy.telemetry import Telemetry
 
 log = logging.getLogger("redact_proxy")
 
-EXIT_OK = 0
-EXIT_RUNTIME = 1  # could not start: port taken, unreadable TLS file, ...
-EXIT_CONFIG = 2  # invalid options or policy
 POLICY_POLL_SECONDS = 1.0  # how often the policy file is checked for changes
 
 

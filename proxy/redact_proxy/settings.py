@@ -36,7 +36,7 @@ class Option:
     flag: str
     default: str | None  # as a user would write it; None: not set
     help: str
-    parse: Parser = lambda text, name, environ: text  # noqa: E731 -- a word, as given
+    parse: Parser = lambda text, name, environ: text  # a word, as given
     unit: str = ""  # "bytes", "seconds"; "" for a count, a word, an address or a path
     attr: str | None = None  # the Settings field, when it is not ``dest``
     # (dest of an option this one needs, the error when it is missing), checked after

@@ -67,7 +67,9 @@ from redact_proxy._native import Schema, scan
 from redact_proxy.fields import FIELDS, Treatment
 from redact_proxy.policy import CompiledPolicy, Level
 from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP, OP_REMOVE, OP_REPLACE
-from redact_proxy.policy.schema import LEVELS_OF, compile_regex
+from redact_proxy.policy.regex import compile_regex
+from redact_proxy.policy.regex import options as regex_options
+from redact_proxy.policy.schema import LEVELS_OF
 from redact_proxy.signals import ALL, Signal
 
 # Field kinds and flags of the native schema (native/core/src/walk.rs).
@@ -443,11 +445,8 @@ def _alternation(cache: dict, masks, extra: tuple[str, ...] = ()):
 def _compile(patterns: list[str]):
     if not patterns:
         return None
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = _REGEX_MEMORY
     try:
-        return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
+        return re2.compile("|".join(f"(?:{p})" for p in patterns), regex_options(max_mem=_REGEX_MEMORY))
     except re2.error:
         return False
 

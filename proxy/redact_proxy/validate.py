@@ -146,7 +146,7 @@ def _scans(root: Descriptor) -> tuple[_Scan, ...]:
     return tuple(_Scan(order, keys, length, structure=i == 0) for i, (length, keys) in enumerate(groups))
 
 
-_SCANS: dict[str, tuple[_Scan, ...]] = {s.name: _scans(s.request.DESCRIPTOR) for s in ALL}
+_SCANS: dict[str, tuple[_Scan, ...]] = {s.name: _scans(s.request.DESCRIPTOR) for s in ALL}  # type: ignore[arg-type]  # the stubs type DESCRIPTOR as a union with upb's; both are Descriptors
 
 
 def _id_error(length: int) -> MalformedRequest:
@@ -202,9 +202,9 @@ class _Shape:
 
 
 def _shapes() -> dict[str, _Shape]:
-    shapes = {}
+    shapes: dict[str, _Shape] = {}
     for s in ALL:
-        order = _messages(s.request.DESCRIPTOR)
+        order = _messages(s.request.DESCRIPTOR)  # type: ignore[arg-type]  # the stubs type DESCRIPTOR as a union with upb's; both are Descriptors
         on_path = _ancestors(order, {m for m, _ in ID_LENGTHS if m in {d.full_name for d in order}})
         shapes.update((d.full_name, _Shape(d, on_path)) for d in order)
     return shapes
@@ -251,9 +251,9 @@ def _check_unknown_fields(message: Message) -> None:
         msg = stack.pop()
         descriptor = msg.DESCRIPTOR
         known = descriptor.fields_by_number
-        for field in UnknownFieldSet(msg):
+        for field in UnknownFieldSet(msg):  # type: ignore[attr-defined]  # iterable at run time; the stubs lack __iter__
             if field.field_number in known:
-                raise _wire_error(descriptor, field.field_number)
+                raise _wire_error(descriptor, field.field_number)  # type: ignore[arg-type]  # the stubs type DESCRIPTOR as a union with upb's; both are Descriptors
         for f, value in msg.ListFields():
             if f.message_type is not None:
                 if f.is_repeated:

@@ -1,10 +1,5 @@
 """tests/deploy: offline validation of the deploy kit with the real tools.
 
-The helpers live in deploy_helpers.py; this directory is put on sys.path so the
-test modules can import it whatever pytest import mode the project uses.
+The helpers live in deploy_helpers.py, imported by name: pytest's default import mode
+puts this directory on the path for its conftest and test modules.
 """
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import atheris
 
-sys.path.insert(0, str(Path(__file__).parent))
 with atheris.instrument_imports(include=["redact_proxy"]):
     import fuzz_target
 

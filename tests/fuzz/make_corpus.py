@@ -1,20 +1,18 @@
 """Writes the seed corpus (run once; the files are committed): realistic requests of each
 signal with sensitive keys and planted values at every level, in protobuf and OTLP-JSON.
 
-    python tests/fuzz/make_corpus.py
+    .venv/bin/python tests/fuzz/make_corpus.py
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "proxy"))
-from redact_proxy.codec import Format, encode  # noqa: E402
+from redact_proxy.codec import Format, encode
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import gzip
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fuzz_target  # noqa: E402
-from fuzz_target import Format, Leak, check_one  # noqa: E402
+import fuzz_target
+from fuzz_target import Format, Leak, check_one
 
-from redact_proxy.policy.compile import compile_policy  # noqa: E402
-from redact_proxy.policy.schema import parse  # noqa: E402
+from redact_proxy.policy.compile import compile_policy
+from redact_proxy.policy.schema import parse
 
 SEEDS = fuzz_target.seeds()
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))

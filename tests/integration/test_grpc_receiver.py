@@ -10,6 +10,7 @@ from integration_otlp import (
     GONE, MARK, SIGNAL_NAMES, SIGNALS, build_request, check_sdk_arrival, malformed_protobuf,
 )
 from integration_support import grpc_call, grpc_export, sdk_export
+from helpers import wire
 
 
 @pytest.mark.parametrize("signal", SIGNAL_NAMES)
@@ -70,19 +71,10 @@ def test_batch_of_only_dropped_items_is_ok_and_nothing_is_forwarded(proxy_to_grp
     assert grpc_upstream.received == []
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def with_unknown_fields(signal: str) -> bytes:
     """A request carrying fields this OTLP version does not define, at the top and inside
     an item, holding GONE: never scrubbed, so they must never be forwarded."""
-    unknown = _varint((977 << 3) | 2) + _varint(len(GONE) + 4) + f"{GONE}-unk".encode()
+    unknown = wire.field(977, f"{GONE}-unk".encode())
     request = build_request(signal)
     if signal == "traces":
         scope = request.resource_spans[0].scope_spans[0]

@@ -28,6 +28,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from integration_otlp import MARK, TRACE_ID, SPAN_ID, attrs, build_request, hmac_hex, kvs, py_value
 from integration_support import grpc_export
+from helpers import wire
 
 POLICY = Path(__file__).resolve().parent.parent / "testdata" / "hostile-policy.yaml"
 MB = 1 << 20
@@ -172,29 +173,16 @@ OVER_LIMIT = 32
 DEEP_DELETED = 28  # its KeyValue is message 89, its value 90
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _kv(key: str, any_value: bytes) -> bytes:  # KeyValue{key=1, value=2}
-    return _field(1, key.encode()) + _field(2, any_value)
+    return wire.field(1, key.encode()) + wire.field(2, any_value)
 
 
 def _string(text: str) -> bytes:  # AnyValue{string_value=1}
-    return _field(1, text.encode())
+    return wire.field(1, text.encode())
 
 
 def _kvlist(*kvs_: bytes) -> bytes:  # AnyValue{kvlist_value=6: KeyValueList{values=1}}
-    return _field(6, b"".join(_field(1, kv) for kv in kvs_))
+    return wire.field(6, b"".join(wire.field(1, kv) for kv in kvs_))
 
 
 def deep_value(levels: int) -> bytes:
@@ -212,8 +200,8 @@ def deep_value(levels: int) -> bytes:
 
 
 def deep_logs(levels: int) -> bytes:
-    record = _field(6, _kv("deep", deep_value(levels)))  # LogRecord.attributes = 6
-    return _field(1, _field(2, _field(2, record)))  # resource_logs=1 > scope_logs=2 > log_records=2
+    record = wire.field(6, _kv("deep", deep_value(levels)))  # LogRecord.attributes = 6
+    return wire.field(1, wire.field(2, wire.field(2, record)))  # resource_logs=1 > scope_logs=2 > log_records=2
 
 
 def deep_logs_json(levels: int) -> bytes:

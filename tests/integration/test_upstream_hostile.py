@@ -30,6 +30,7 @@ from google.rpc import error_details_pb2, status_pb2
 from integration_faults import RawServer, http_response
 from integration_otlp import MARK, SIGNALS, build_request, to_otlp_json
 from integration_support import grpc_export, http_status
+from helpers import wire
 
 MIB = 1024 * 1024
 # Peak memory an attack may add to the proxy. Each attack below would cost at least
@@ -148,15 +149,7 @@ class BigAnswerUpstream:
     length-delimited field), gzip-compressed when ``compress``: a bomb of ~size/1000."""
 
     def __init__(self, size: int, compress: bool):
-        field = 15 << 3 | 2
-        length = size - 6
-        varint = bytearray()
-        while True:
-            byte, length = length & 0x7F, length >> 7
-            varint.append(byte | (0x80 if length else 0))
-            if not length:
-                break
-        self.big = bytes([field]) + bytes(varint) + bytes(size - 6)
+        self.big = wire.field(15, bytes(size - 6))  # field 15: unknown to every Export*ServiceResponse
         self.answer = b""  # plain OK until the test arms it with ``self.answer = self.big``
         self.compress = compress
         self.calls = 0

@@ -23,7 +23,7 @@ class FileForwarder:
     async def start(self) -> None:
         # Opened once, appended to, flushed per batch so `tail -f` shows each one.
         try:
-            self._file = open(self.path, "ab")
+            self._file = open(self.path, "ab")  # noqa: SIM115, ASYNC230 - held for the sink's life; a local open
         except OSError as exc:
             raise StartupError.from_os(exc) from exc
 

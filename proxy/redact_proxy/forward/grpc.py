@@ -128,6 +128,6 @@ def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
 def _retry_delay(exc: grpc.aio.AioRpcError) -> float | None:
     """Seconds from a google.rpc.RetryInfo in the status details, if upstream sent one."""
     for key, value in exc.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
             return codec.retry_delay(value)
     return None

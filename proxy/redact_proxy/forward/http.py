@@ -19,7 +19,6 @@ every hint is clamped (errors.retry_hint).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import math
 import ssl
@@ -79,7 +78,7 @@ class HttpForwarder:
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
                 content_type = resp.headers.get("Content-Type")
                 encoding = resp.headers.get("Content-Encoding")
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamUnavailable("upstream did not answer within --upstream-timeout", code="timeout") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"upstream unreachable ({exc.__class__.__name__})", code="connect") from exc

@@ -357,7 +357,7 @@ class QueueForwarder:
         """Wait ``seconds``; True (at once) if the queue is closing."""
         try:
             await asyncio.wait_for(self._closing.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

@@ -14,40 +14,39 @@ from __future__ import annotations
 
 import yaml
 
-from redact_proxy.policy.schema import (
-    Action, Rule, _Errors, _kind, _mapping, _str, _unknown, _where,
-)
+from redact_proxy.policy.model import Action, Rule
+from redact_proxy.policy.yamlnodes import Errors, kind, mapping, string, unknown, where
 
 _ACTIONS = {"delete": Action.DELETE, "hash": Action.HASH}
 
 
-def rules_from_collector(top: dict, errs: _Errors) -> tuple[Rule, ...]:
-    pknode, pnode = top["processors"]
-    processors = _mapping(pnode, "processors", errs)
+def rules_from_collector(top: dict, errs: Errors) -> tuple[Rule, ...]:
+    _, pnode = top["processors"]
+    processors = mapping(pnode, "processors", errs)
     rules: list[Rule] = []
     if processors is None:
         return ()
-    for pname, (knode, node) in processors.items():
+    for pname, (_, node) in processors.items():
         if pname != "attributes" and not pname.startswith("attributes/"):
             continue
         path = f"processors.{pname}"
-        fields = _mapping(node, path, errs)
+        fields = mapping(node, path, errs)
         if fields is None:
             continue
-        _unknown(fields, {"actions"}, path, errs, "an attributes processor migrated to redact-proxy")
+        unknown(fields, {"actions"}, path, errs, "an attributes processor migrated to redact-proxy")
         if "actions" not in fields:
             errs.add(node, f"{path}.actions", "missing")
             continue
         anode = fields["actions"][1]
         if not isinstance(anode, yaml.SequenceNode):
-            errs.add(anode, f"{path}.actions", f"expected a list, got {_kind(anode)}")
+            errs.add(anode, f"{path}.actions", f"expected a list, got {kind(anode)}")
             continue
         for i, item in enumerate(anode.value):
             apath = f"{path}.actions[{i}]"
-            act = _mapping(item, apath, errs)
+            act = mapping(item, apath, errs)
             if act is None:
                 continue
-            raw = _str(act["action"][1], f"{apath}.action", errs) if "action" in act else None
+            raw = string(act["action"][1], f"{apath}.action", errs) if "action" in act else None
             if "action" not in act:
                 errs.add(item, f"{apath}.action", "missing")
                 continue
@@ -56,9 +55,9 @@ def rules_from_collector(top: dict, errs: _Errors) -> tuple[Rule, ...]:
             if raw not in _ACTIONS:
                 errs.add(act["action"][1], f"{apath}.action", f"collector action {raw!r} has no redact-proxy equivalent; only delete and hash migrate")
                 continue
-            _unknown(act, {"key", "pattern", "action"}, apath, errs, f"collector action {raw}")
-            key = _str(act["key"][1], f"{apath}.key", errs) if "key" in act else None
-            pattern = _str(act["pattern"][1], f"{apath}.pattern", errs) if "pattern" in act else None
+            unknown(act, {"key", "pattern", "action"}, apath, errs, f"collector action {raw}")
+            key = string(act["key"][1], f"{apath}.key", errs) if "key" in act else None
+            pattern = string(act["pattern"][1], f"{apath}.pattern", errs) if "pattern" in act else None
             if key is None and pattern is None:
                 if "key" not in act and "pattern" not in act:
                     errs.add(item, apath, "needs `key:` or `pattern:`")
@@ -70,7 +69,7 @@ def rules_from_collector(top: dict, errs: _Errors) -> tuple[Rule, ...]:
                 action=_ACTIONS[raw], keys=(key,) if key else (),
                 patterns=(f".*(?:{pattern}).*",) if pattern else (),
                 collector_hash=True,
-                where=_where(item, apath),
+                where=where(item, apath),
             ))
     if not rules and not errs.lines:
         errs.add(pnode, "processors", "no attributes/* processor with delete or hash actions found")

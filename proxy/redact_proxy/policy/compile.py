@@ -14,7 +14,7 @@ import hmac
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import re2
 
@@ -281,14 +281,14 @@ class CompiledPolicy:
         return f"{len(self.rules)} rules ({parts})" if self.rules else "0 rules"
 
 
-def load(path: str | Path, environ: dict[str, str] | None = None) -> CompiledPolicy:
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> CompiledPolicy:
     """Load, check and compile a policy file. Raises PolicyError with every problem."""
     return compile_policy(load_file(path), environ)
 
 
-def compile_policy(doc: PolicyDoc, environ: dict[str, str] | None = None) -> CompiledPolicy:
-    environ = os.environ if environ is None else environ
-    hasher, hash_algorithm, hash_key = _hasher(doc, environ)
+def compile_policy(doc: PolicyDoc, environ: Mapping[str, str] | None = None) -> CompiledPolicy:
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    hasher, hash_algorithm, hash_key = _hasher(doc, env)
     deciders: dict[tuple[str, Level], Decider] = {}
     errors: list[str] = []
     compiled: dict[int, _KeyRule] = {}
@@ -375,6 +375,7 @@ def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
     from redact_proxy.policy import detectors  # only policies with mask rules need it
 
     template = rule.replacement
+    replace: Callable[[str], str] | str
     if "{hash}" in template:
         # The keyed hash of the matched text keeps correlation without the text.
         replace = lambda text: template.replace("{hash}", hasher(text.encode()))  # noqa: E731
@@ -470,6 +471,7 @@ _VALUE_REWRITERS = {Action.SANITIZE_SQL: _sanitize_sql, Action.SANITIZE_URL: _sa
 
 def _drop(rule: Rule) -> DropRule:
     when = rule.when
+    assert when is not None, "the schema gives every drop rule a `when:`"
     if when.op == "matches":
         regex = compile_regex(when.values[0])
         test = lambda text: regex.fullmatch(text) is not None  # noqa: E731
@@ -483,7 +485,7 @@ def _unkeyed_use(data: bytes) -> str:
     raise RuntimeError("no rule of this policy hashes, so no hash key was loaded")
 
 
-def _hasher(doc: PolicyDoc, environ) -> tuple[Callable[[bytes], str], str, bytes | None]:
+def _hasher(doc: PolicyDoc, environ: Mapping[str, str]) -> tuple[Callable[[bytes], str], str, bytes | None]:
     """The hash function, its algorithm and its key."""
     spec = doc.hash
     if spec.algorithm == "sha256":
@@ -497,6 +499,7 @@ def _hasher(doc: PolicyDoc, environ) -> tuple[Callable[[bytes], str], str, bytes
             raise PolicyError([f"{where}.key_env: environment variable {spec.key_env} is not set; the hash key is required"])
         key = value.encode()
     else:
+        assert spec.key_file is not None, "the schema gives hmac-sha256 a key_env or a key_file"
         try:
             key = Path(spec.key_file).read_bytes().strip()
         except OSError as exc:

@@ -166,9 +166,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import re2
+
+from redact_proxy.policy.regex import options as re2_options
+from redact_proxy.policy.regex import reason as re2_reason
 
 __all__ = [
     "DETECTORS", "DETECTOR_GROUPS", "DIGIT_DETECTORS", "Detector", "Masker",
@@ -337,7 +341,7 @@ _IBAN_BBAN_TEXT = (
 _BBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 
 
-def _bban_table(text: str) -> Mapping[bytes, tuple[int, object]]:
+def _bban_table(text: str) -> Mapping[bytes, tuple[int, Any]]:  # (IBAN length, compiled BBAN regex)
     table = {}
     for entry in text.split():
         country, structure = entry.split(":")
@@ -728,12 +732,6 @@ def expand_detectors(names: Iterable[str]) -> tuple[str, ...]:
 MAIN_REGEX_MEMORY = 64 << 20  # bytes of RE2 program + DFA cache for a rule's main alternation
 
 
-def _options() -> re2.Options:
-    options = re2.Options()
-    options.log_errors = False  # a bad user regex is reported by the exception, not stderr
-    return options
-
-
 @dataclass(frozen=True)
 class _Spec:
     """One alternative: its pattern, the groups to replace and its verifier."""
@@ -794,16 +792,13 @@ class Masker:
         if isinstance(detectors, str) or isinstance(regexes, str):
             raise TypeError("detectors and regexes must be sequences of strings, not a string")
         wanted = frozenset(expand_detectors(detectors))
-        options = _options()
+        options = re2_options()
         specs: list[_Spec] = []
         for index, pattern in enumerate(regexes):
             try:
                 compiled = re2.compile(pattern, options)
             except re2.error as exc:
-                reason = exc.args[0] if exc.args else ""
-                if isinstance(reason, bytes):
-                    reason = reason.decode("utf-8", "replace")
-                raise ValueError(f"regexes[{index}]: invalid RE2 regex: {reason}") from exc
+                raise ValueError(f"regexes[{index}]: invalid RE2 regex: {re2_reason(exc)}") from exc
             specs.append(_Spec(pattern, (), None, compiled.groups))
         for name, det in DETECTORS.items():  # table order = precedence
             if name in wanted:
@@ -816,9 +811,7 @@ class Masker:
         # states of ~25 detectors at once, or it falls back to a search several times
         # slower (measured: 7.3 -> 3.2 us per 24-byte value with the doctrine's set). The
         # budget is an upper bound, filled only as states are met.
-        main_options = _options()
-        main_options.max_mem = MAIN_REGEX_MEMORY
-        self._main = _Alternation(specs, main_options) if specs else None
+        self._main = _Alternation(specs, re2_options(max_mem=MAIN_REGEX_MEMORY)) if specs else None
         # What a rejected candidate shadowed: the later alternatives, anchored at its
         # start. Built now for verified detectors (the usual case); for a user regex
         # (rejected only for matching the empty string) on first need.
@@ -881,6 +874,7 @@ class Masker:
         """Spans to replace and where to resume, or None if nothing is accepted here."""
         start = match.start()
         alternation, offset = self._main, 0
+        assert alternation is not None, "a match comes from the main alternation"
         while True:
             index = alternation.which(match)
             k = offset + index
@@ -892,7 +886,8 @@ class Masker:
             # Leftmost-first: the later alternatives are what the rejected one shadowed.
             rest = self._rests.get(k)
             if rest is None:
-                rest = self._rests[k] = _Alternation(self._specs[k + 1:], self._options)
+                rest = _Alternation(self._specs[k + 1:], self._options)
+                self._rests[k] = rest
             match = rest.regex.match(data, start)
             if match is None:
                 return None

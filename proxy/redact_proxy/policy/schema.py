@@ -4,7 +4,9 @@ Strategy: the YAML is composed into nodes (which carry line and column marks), t
 once by hand. Each problem becomes a line ``FILE:LINE:COL: yaml.path: message`` naming the
 bad value and what was expected; all of them are collected and raised together as a
 ``PolicyError``, so an operator fixes a file in one round. Nothing here compiles regexes
-beyond checking them, reads keys, or touches telemetry: that is ``compile.py``.
+beyond checking them, reads keys, or touches telemetry: that is ``compile.py``. The model
+it builds is ``model.py``; the node helpers it walks with are ``yamlnodes.py``, shared with
+``collector.py``.
 
 Two inputs are accepted (SPEC section 6): a redact-proxy policy (``version: 1``) and a
 collector config whose ``processors: attributes/*`` hold ``delete``/``hash`` actions.
@@ -12,9 +14,7 @@ collector config whose ``processors: attributes/*`` hold ``delete``/``hash`` act
 
 from __future__ import annotations
 
-import enum
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import re2
@@ -22,38 +22,25 @@ import yaml
 
 from redact_proxy.errors import PolicyError
 from redact_proxy.fields import FIELD_TARGETS, MASK_TARGETS, REQUIRED_TARGETS, SANITIZE_TARGETS
+from redact_proxy.policy import regex
+from redact_proxy.policy.collector import rules_from_collector
+from redact_proxy.policy.model import (
+    LEVELS_OF, SIGNAL_NAMES, Action, HashSpec, Level, PolicyCase, PolicyDoc, Rule, When, Where,
+)
+from redact_proxy.policy.regex import compile_regex
+from redact_proxy.policy.yamlnodes import (
+    Errors, choices, join, kind, mapping, scalar, string, string_list, text_of_scalar, unknown, where,
+)
+
+# The model and the regex compiler are imported from here by compile.py, offline.py and
+# the tests: this module is the policy reader's front.
+__all__ = [
+    "DEFAULT_KEY_ENV", "FIELDS_OF", "HASH_ALGORITHMS", "LEVELS_OF", "MAX_POLICY_BYTES", "SIGNAL_NAMES",
+    "Action", "HashSpec", "Level", "PolicyCase", "PolicyDoc", "Rule", "When", "Where",
+    "compile_regex", "load_file", "parse",
+]
 
 
-class Action(enum.Enum):
-    DELETE = "delete"
-    HASH = "hash"
-    MASK = "mask"
-    REPLACE = "replace"
-    SANITIZE_SQL = "sanitize_sql"
-    SANITIZE_URL = "sanitize_url"
-    KEEP_ONLY = "keep_only"
-    DROP = "drop"
-
-
-class Level(enum.Enum):
-    RESOURCE = "resource"
-    SCOPE = "scope"
-    SPAN = "span"
-    EVENT = "event"
-    LINK = "link"
-    DATAPOINT = "datapoint"  # data point attributes, and a metric's metadata
-    EXEMPLAR = "exemplar"
-    LOG = "log"  # log record attributes, and keys inside a structured log body
-
-
-SIGNAL_NAMES = ("traces", "metrics", "logs")
-# Which levels exist in which signal: a rule restricted to levels its signals lack would
-# silently do nothing, so that is an error.
-LEVELS_OF = {
-    "traces": frozenset({Level.RESOURCE, Level.SCOPE, Level.SPAN, Level.EVENT, Level.LINK}),
-    "metrics": frozenset({Level.RESOURCE, Level.SCOPE, Level.DATAPOINT, Level.EXEMPLAR}),
-    "logs": frozenset({Level.RESOURCE, Level.SCOPE, Level.LOG}),
-}
 HASH_ALGORITHMS = ("hmac-sha256", "sha256")
 # Bytes. What a Kubernetes ConfigMap holds at most; the shipped doctrine is ~70 KiB. A
 # policy at the bound takes 5-10 s to parse and compile (on the reload thread, not the
@@ -78,200 +65,6 @@ FIELDS_OF: dict[Action, frozenset[str]] = {
     Action.DROP: frozenset((_COMMON - {"levels"}) | {"when"}),
 }
 _NAME_RE = re2.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # errors are reported by us, located; not by absl on stderr
-# `.` must match a newline too: otherwise a key like "http.request.header.x\ny" would slip
-# past `http\.request\.header\..*` and be kept in clear.
-_RE2_OPTIONS.dot_nl = True
-
-
-def compile_regex(pattern: str):
-    """RE2 only: linear-time matching, so no policy regex can be turned into a ReDoS."""
-    return re2.compile(pattern, options=_RE2_OPTIONS)
-
-
-@dataclass(frozen=True)
-class Where:
-    line: int  # 1-based
-    col: int  # 1-based
-    path: str
-
-    def __str__(self) -> str:
-        return f"{self.line}:{self.col}: {self.path}"
-
-
-@dataclass(frozen=True)
-class When:
-    key: str
-    op: str  # "in" | "equals" | "matches"
-    values: tuple[str, ...]  # canonical text of the scalars (see scrub.attributes.text_of)
-    where: Where
-
-
-@dataclass(frozen=True)
-class Rule:
-    index: int
-    name: str
-    action: Action
-    keys: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    signals: frozenset[str] = frozenset(SIGNAL_NAMES)
-    levels: frozenset[Level] = frozenset(Level)
-    when: When | None = None
-    detectors: tuple[str, ...] = ()
-    regexes: tuple[str, ...] = ()
-    targets: frozenset[str] = frozenset({"attributes"})
-    replacement: str = "[REDACTED]"
-    path_ids: bool = False
-    # Whole free-text fields this rule deletes, replaces or sanitizes (fields.FIELD_TARGETS).
-    fields: frozenset[str] = frozenset()
-    # Imported from a collector config: `hash` reproduces the collector's own bytes for
-    # non-string values too (see scrub.attributes.collector_hash_value).
-    collector_hash: bool = False
-    where: Where = field(default=Where(1, 1, "rules"), compare=False)
-
-
-@dataclass(frozen=True)
-class HashSpec:
-    algorithm: str = "hmac-sha256"
-    key_env: str | None = None
-    key_file: str | None = None
-    where: Where = field(default=Where(1, 1, "hash"), compare=False)
-
-
-@dataclass(frozen=True)
-class PolicyCase:
-    """One ``tests:`` case (run by ``redact-proxy test``)."""
-
-    name: str
-    signal: str
-    level: Level
-    input: dict
-    expect: dict | None  # None: the item must be dropped
-    where: Where
-    # Free-text fields of the item by target (span_name, status_message, ...): what the
-    # item carries, and what each must become.
-    fields: dict = field(default_factory=dict)
-    expect_fields: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PolicyDoc:
-    source: str  # file name, for messages
-    sha256: str  # of the file's bytes: redact_proxy_policy_info{sha256}
-    hash: HashSpec
-    rules: tuple[Rule, ...]
-    tests: tuple[PolicyCase, ...] = ()
-    from_collector: bool = False
-
-
-# --- YAML nodes with locations ------------------------------------------------------------
-
-
-class _Errors:
-    def __init__(self, source: str):
-        self.source = source
-        self.lines: list[str] = []
-
-    def add(self, node: yaml.Node | None, path: str, message: str) -> None:
-        line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
-        self.lines.append(f"{self.source}:{line}:{col}: {path}: {message}")
-
-
-def _join(path: str, name: str) -> str:
-    """YAML path of a member: top-level members are named bare (``rules``, not ``.rules``)."""
-    return name if path in ("", "(root)") else f"{path}.{name}"
-
-
-def _where(node: yaml.Node, path: str) -> Where:
-    return Where(node.start_mark.line + 1, node.start_mark.column + 1, path)
-
-
-def _scalar(node: yaml.Node):
-    """The Python value of a node (int, bool, str, ... ; mappings and lists deep). A fresh
-    constructor each time: a constructor remembers every node it built (its alias memo),
-    so a shared one kept every policy ever loaded alive, ~0.5-1 MiB per reload of the
-    doctrine. Aliases inside the one node are still built once."""
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-
-
-def _mapping(node, path, errs) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
-    """A mapping node as {key: (key_node, value_node)}, reporting duplicate keys (which
-    PyYAML would silently collapse)."""
-    if not isinstance(node, yaml.MappingNode):
-        errs.add(node, path, f"expected a mapping, got {_kind(node)}")
-        return None
-    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-    for knode, vnode in node.value:
-        key = _scalar(knode) if isinstance(knode, yaml.ScalarNode) else None
-        if not isinstance(key, str):
-            errs.add(knode, path, "mapping keys must be strings")
-            continue
-        if key in out:
-            errs.add(knode, _join(path, key), "duplicate key")
-            continue
-        out[key] = (knode, vnode)
-    return out
-
-
-def _kind(node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    value = _scalar(node)
-    return "null" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def _unknown(fields, allowed, path, errs, what) -> None:
-    for name, (knode, _) in fields.items():
-        if name not in allowed:
-            errs.add(
-                knode, _join(path, name),
-                f"unknown field for {what}; expected one of: {', '.join(sorted(allowed))}",
-            )
-
-
-def _str(node, path, errs) -> str | None:
-    if isinstance(node, yaml.ScalarNode):
-        value = _scalar(node)
-        if isinstance(value, str) and value:
-            return value
-    errs.add(node, path, f"expected a non-empty string, got {_kind(node)}")
-    return None
-
-
-def _str_list(node, path, errs) -> list[tuple[str, yaml.Node]]:
-    if not isinstance(node, yaml.SequenceNode):
-        errs.add(node, path, f"expected a list of strings, got {_kind(node)}")
-        return []
-    out = []
-    for i, item in enumerate(node.value):
-        value = _str(item, f"{path}[{i}]", errs)
-        if value is not None:
-            out.append((value, item))
-    return out
-
-
-def _choices(node, path, errs, allowed: tuple[str, ...]) -> list[str]:
-    out = []
-    for j, (value, item) in enumerate(_str_list(node, path, errs)):
-        if value in allowed:
-            out.append(value)
-        else:
-            errs.add(item, f"{path}[{j}]", f"unknown value {value!r}; expected one of: {', '.join(allowed)}")
-    return out
-
-
-def text_of_scalar(value) -> str:
-    """Canonical text of a YAML scalar, matching how attribute values are compared."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
 
 # --- the policy document ----------------------------------------------------------------
 
@@ -301,7 +94,7 @@ def parse(data: bytes, source: str) -> PolicyDoc:
 
 
 def _parse(data: bytes, source: str) -> PolicyDoc:
-    errs = _Errors(source)
+    errs = Errors(source)
     try:
         root = yaml.compose(data, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -313,24 +106,22 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
     if root is None:
         raise PolicyError([f"{source}:1:1: (root): the file is empty; expected a policy"])
     sha = hashlib.sha256(data).hexdigest()
-    top = _mapping(root, "(root)", errs)
+    top = mapping(root, "(root)", errs)
     if top is None:
         raise PolicyError(errs.lines)
     if "processors" in top and "version" not in top:
-        from redact_proxy.policy.collector import rules_from_collector  # closed import cycle
-
-        rules = rules_from_collector(top, errs)
+        migrated = rules_from_collector(top, errs)
         if errs.lines:
             raise PolicyError(errs.lines)
-        return PolicyDoc(source, sha, HashSpec(algorithm="sha256"), rules, from_collector=True)
+        return PolicyDoc(source, sha, HashSpec(algorithm="sha256"), migrated, from_collector=True)
 
-    _unknown(top, {"version", "hash", "rules", "tests"}, "", errs, "a policy")
+    unknown(top, {"version", "hash", "rules", "tests"}, "", errs, "a policy")
     if "version" not in top:
         errs.add(root, "version", "missing; expected `version: 1`")
     else:
         _, vnode = top["version"]
-        if not (isinstance(vnode, yaml.ScalarNode) and _scalar(vnode) == 1):
-            errs.add(vnode, "version", f"unsupported version {_kind(vnode)}; expected 1")
+        if not (isinstance(vnode, yaml.ScalarNode) and scalar(vnode) == 1):
+            errs.add(vnode, "version", f"unsupported version {kind(vnode)}; expected 1")
     hash_spec = _hash_section(top.get("hash"), errs)
     rules: list[Rule] = []
     if "rules" not in top:
@@ -338,7 +129,7 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
     else:
         _, rnode = top["rules"]
         if not isinstance(rnode, yaml.SequenceNode):
-            errs.add(rnode, "rules", f"expected a list of rules, got {_kind(rnode)}")
+            errs.add(rnode, "rules", f"expected a list of rules, got {kind(rnode)}")
         else:
             seen: dict[str, int] = {}
             for i, node in enumerate(rnode.value):
@@ -360,36 +151,36 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
 def _hash_section(entry, errs) -> HashSpec:
     if entry is None:
         return HashSpec(key_env=DEFAULT_KEY_ENV)
-    knode, node = entry
-    fields = _mapping(node, "hash", errs)
+    _, node = entry
+    fields = mapping(node, "hash", errs)
     if fields is None:
         return HashSpec()
-    _unknown(fields, {"algorithm", "key_env", "key_file"}, "hash", errs, "the hash section")
+    unknown(fields, {"algorithm", "key_env", "key_file"}, "hash", errs, "the hash section")
     algorithm = "hmac-sha256"
     if "algorithm" in fields:
-        value = _str(fields["algorithm"][1], "hash.algorithm", errs)
+        value = string(fields["algorithm"][1], "hash.algorithm", errs)
         if value is not None and value not in HASH_ALGORITHMS:
             errs.add(fields["algorithm"][1], "hash.algorithm", f"unknown algorithm {value!r}; expected one of: {', '.join(HASH_ALGORITHMS)}")
         elif value is not None:
             algorithm = value
-    key_env = _str(fields["key_env"][1], "hash.key_env", errs) if "key_env" in fields else None
-    key_file = _str(fields["key_file"][1], "hash.key_file", errs) if "key_file" in fields else None
+    key_env = string(fields["key_env"][1], "hash.key_env", errs) if "key_env" in fields else None
+    key_file = string(fields["key_file"][1], "hash.key_file", errs) if "key_file" in fields else None
     if key_env and key_file:
         errs.add(node, "hash", "give key_env or key_file, not both")
     if algorithm == "sha256" and (key_env or key_file):
         errs.add(node, "hash", "sha256 is unkeyed; remove key_env/key_file or use hmac-sha256")
     if algorithm == "hmac-sha256" and not (key_env or key_file):
         key_env = DEFAULT_KEY_ENV
-    return HashSpec(algorithm, key_env, key_file, _where(node, "hash"))
+    return HashSpec(algorithm, key_env, key_file, where(node, "hash"))
 
 
 def _rule(node, i, errs) -> Rule | None:
     path = f"rules[{i}]"
-    fields = _mapping(node, path, errs)
+    fields = mapping(node, path, errs)
     if fields is None:
         return None
     before = len(errs.lines)
-    name = _str(fields["name"][1], f"{path}.name", errs) if "name" in fields else None
+    name = string(fields["name"][1], f"{path}.name", errs) if "name" in fields else None
     if "name" not in fields:
         errs.add(node, f"{path}.name", "missing; every rule needs a unique name")
     elif name is not None and not _NAME_RE.fullmatch(name):
@@ -398,34 +189,34 @@ def _rule(node, i, errs) -> Rule | None:
         errs.add(node, f"{path}.action", f"missing; expected one of: {', '.join(a.value for a in Action)}")
         return None
     anode = fields["action"][1]
-    raw = _str(anode, f"{path}.action", errs)
+    raw = string(anode, f"{path}.action", errs)
     try:
         action = Action(raw)
     except ValueError:
         if raw is not None:
             errs.add(anode, f"{path}.action", f"unknown action {raw!r}; expected one of: {', '.join(a.value for a in Action)}")
         return None
-    _unknown(fields, FIELDS_OF[action], path, errs, f"action {action.value}")
+    unknown(fields, FIELDS_OF[action], path, errs, f"action {action.value}")
 
     def opt(name, fn, *args):
         return fn(fields[name][1], f"{path}.{name}", errs, *args) if name in fields else None
 
     keyed_errors = len(errs.lines)
-    keys = [k for k, _ in opt("keys", _str_list) or []]
+    keys = [k for k, _ in opt("keys", string_list) or []]
     patterns = []
-    for j, (pattern, pnode) in enumerate(opt("patterns", _str_list) or []):
+    for j, (pattern, pnode) in enumerate(opt("patterns", string_list) or []):
         try:
             compile_regex(pattern)
             patterns.append(pattern)
         except re2.error as exc:
-            errs.add(pnode, f"{path}.patterns[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+            errs.add(pnode, f"{path}.patterns[{j}]", f"invalid RE2 regex {pattern!r}: {regex.reason(exc)}")
     targets = _field_targets(fields, action, path, errs)
     if action in _KEYED_ACTIONS and not (keys or patterns or targets) and len(errs.lines) == keyed_errors:
         # a malformed keys:/patterns:/fields: is reported once, above
         wants = "`keys:`, `patterns:` or `fields:`" if "fields" in FIELDS_OF[action] else "`keys:` or `patterns:`"
         errs.add(node, path, f"action {action.value} needs {wants}")
-    signals = opt("signals", _choices, SIGNAL_NAMES)
-    levels_raw = opt("levels", _choices, tuple(lv.value for lv in Level))
+    signals = opt("signals", choices, SIGNAL_NAMES)
+    levels_raw = opt("levels", choices, tuple(lv.value for lv in Level))
     signals_set = frozenset(signals) if signals else frozenset(SIGNAL_NAMES)
     levels = frozenset(Level(v) for v in levels_raw) if levels_raw else frozenset(Level)
     if levels_raw and not any(levels & LEVELS_OF[s] for s in signals_set):
@@ -445,7 +236,7 @@ def _rule(node, i, errs) -> Rule | None:
     if targets:
         kwargs["fields"] = frozenset(targets)
     if action is Action.SANITIZE_URL and "path_ids" in fields:
-        value = _scalar(fields["path_ids"][1]) if isinstance(fields["path_ids"][1], yaml.ScalarNode) else None
+        value = scalar(fields["path_ids"][1]) if isinstance(fields["path_ids"][1], yaml.ScalarNode) else None
         if not isinstance(value, bool):
             errs.add(fields["path_ids"][1], f"{path}.path_ids", "expected true or false")
         else:
@@ -454,7 +245,7 @@ def _rule(node, i, errs) -> Rule | None:
         return None
     return Rule(
         index=i, name=name, action=action, keys=tuple(keys), patterns=tuple(patterns),
-        signals=signals_set, levels=levels, where=_where(node, path), **kwargs,
+        signals=signals_set, levels=levels, where=where(node, path), **kwargs,
     )
 
 
@@ -473,7 +264,7 @@ def _field_targets(fields, action: Action, path: str, errs) -> list[str]:
     else:
         allowed = FIELD_TARGETS
     out = []
-    for j, (value, item) in enumerate(_str_list(node, f"{path}.fields", errs)):
+    for j, (value, item) in enumerate(string_list(node, f"{path}.fields", errs)):
         if value not in allowed:
             errs.add(item, f"{path}.fields[{j}]", f"unknown field {value!r} for action {action.value}; expected one of: {', '.join(allowed)}")
         elif action is Action.DELETE and value in REQUIRED_TARGETS:
@@ -484,24 +275,19 @@ def _field_targets(fields, action: Action, path: str, errs) -> list[str]:
 
 
 def _replacement(node, path: str, errs) -> str | None:
-    value = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    value = scalar(node) if isinstance(node, yaml.ScalarNode) else None
     if not isinstance(value, str):
-        errs.add(node, path, f"expected a string, got {_kind(node)}")
+        errs.add(node, path, f"expected a string, got {kind(node)}")
         return None
     return value
 
 
-def _re2_message(exc: re2.error) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
-
-
 def _when(node, path, errs) -> When | None:
-    fields = _mapping(node, path, errs)
+    fields = mapping(node, path, errs)
     if fields is None:
         return None
-    _unknown(fields, {"key", "in", "equals", "matches"}, path, errs, "a drop condition")
-    key = _str(fields["key"][1], f"{path}.key", errs) if "key" in fields else None
+    unknown(fields, {"key", "in", "equals", "matches"}, path, errs, "a drop condition")
+    key = string(fields["key"][1], f"{path}.key", errs) if "key" in fields else None
     if "key" not in fields:
         errs.add(node, f"{path}.key", "missing; the attribute key to test")
     ops = [op for op in ("in", "equals", "matches") if op in fields]
@@ -513,29 +299,29 @@ def _when(node, path, errs) -> When | None:
     values: list[str] = []
     if op == "in":
         if not isinstance(vnode, yaml.SequenceNode) or not vnode.value:
-            errs.add(vnode, f"{path}.in", f"expected a non-empty list of values, got {_kind(vnode)}")
+            errs.add(vnode, f"{path}.in", f"expected a non-empty list of values, got {kind(vnode)}")
         else:
             for j, item in enumerate(vnode.value):
-                if isinstance(item, yaml.ScalarNode) and _scalar(item) is not None:
-                    values.append(text_of_scalar(_scalar(item)))
+                if isinstance(item, yaml.ScalarNode) and scalar(item) is not None:
+                    values.append(text_of_scalar(scalar(item)))
                 else:
-                    errs.add(item, f"{path}.in[{j}]", f"expected a scalar value, got {_kind(item)}")
+                    errs.add(item, f"{path}.in[{j}]", f"expected a scalar value, got {kind(item)}")
     elif op == "equals":
-        if isinstance(vnode, yaml.ScalarNode) and _scalar(vnode) is not None:
-            values.append(text_of_scalar(_scalar(vnode)))
+        if isinstance(vnode, yaml.ScalarNode) and scalar(vnode) is not None:
+            values.append(text_of_scalar(scalar(vnode)))
         else:
-            errs.add(vnode, f"{path}.equals", f"expected a scalar value, got {_kind(vnode)}")
+            errs.add(vnode, f"{path}.equals", f"expected a scalar value, got {kind(vnode)}")
     else:
-        pattern = _str(vnode, f"{path}.matches", errs)
+        pattern = string(vnode, f"{path}.matches", errs)
         if pattern is not None:
             try:
                 compile_regex(pattern)
                 values.append(pattern)
             except re2.error as exc:
-                errs.add(vnode, f"{path}.matches", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+                errs.add(vnode, f"{path}.matches", f"invalid RE2 regex {pattern!r}: {regex.reason(exc)}")
     if key is None or not values:
         return None
-    return When(key, op, tuple(values), _where(node, path))
+    return When(key, op, tuple(values), where(node, path))
 
 
 def _mask_fields(fields, path, errs) -> dict:
@@ -544,21 +330,21 @@ def _mask_fields(fields, path, errs) -> dict:
     out: dict = {}
     if "detectors" in fields:
         names = tuple(detectors.DETECTORS) + tuple(detectors.DETECTOR_GROUPS)
-        out["detectors"] = tuple(_choices(fields["detectors"][1], f"{path}.detectors", errs, names))
+        out["detectors"] = tuple(choices(fields["detectors"][1], f"{path}.detectors", errs, names))
     regexes = []
     for j, (pattern, pnode) in enumerate(
-        _str_list(fields["regexes"][1], f"{path}.regexes", errs) if "regexes" in fields else []
+        string_list(fields["regexes"][1], f"{path}.regexes", errs) if "regexes" in fields else []
     ):
         try:
             compile_regex(pattern)
             regexes.append(pattern)
         except re2.error as exc:
-            errs.add(pnode, f"{path}.regexes[{j}]", f"invalid RE2 regex {pattern!r}: {_re2_message(exc)}")
+            errs.add(pnode, f"{path}.regexes[{j}]", f"invalid RE2 regex {pattern!r}: {regex.reason(exc)}")
     out["regexes"] = tuple(regexes)
     if not out.get("detectors") and not regexes and "detectors" not in fields and "regexes" not in fields:
         errs.add(fields["action"][1], path, "action mask needs `detectors:` or `regexes:`")
     if "targets" in fields:
-        out["targets"] = frozenset(_choices(fields["targets"][1], f"{path}.targets", errs, MASK_TARGETS))
+        out["targets"] = frozenset(choices(fields["targets"][1], f"{path}.targets", errs, MASK_TARGETS))
     if "replacement" in fields:
         value = _replacement(fields["replacement"][1], f"{path}.replacement", errs)
         if value is not None:
@@ -570,17 +356,17 @@ def _case_fields(node, path: str, errs, signal: str, level: Level) -> dict:
     """A test case's free-text fields: {target: text}, each a target of the case's level."""
     from redact_proxy.fields import TARGET_LEVELS
 
-    fields = _mapping(node, path, errs)
+    fields = mapping(node, path, errs)
     if fields is None:
         return {}
     here = [t for t, places in TARGET_LEVELS.items() if (signal, level.value) in places]
     out = {}
     for name, (knode, vnode) in fields.items():
-        value = _scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
+        value = scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
         if name not in here:
-            errs.add(knode, _join(path, name), f"no such field at {signal} level {level.value}; expected one of: {', '.join(here)}")
+            errs.add(knode, join(path, name), f"no such field at {signal} level {level.value}; expected one of: {', '.join(here)}")
         elif not isinstance(value, str):
-            errs.add(vnode, _join(path, name), f"expected a string, got {_kind(vnode)}")
+            errs.add(vnode, join(path, name), f"expected a string, got {kind(vnode)}")
         else:
             out[name] = value
     return out
@@ -591,27 +377,27 @@ def _tests(entry, errs) -> list[PolicyCase]:
         return []
     _, node = entry
     if not isinstance(node, yaml.SequenceNode):
-        errs.add(node, "tests", f"expected a list of test cases, got {_kind(node)}")
+        errs.add(node, "tests", f"expected a list of test cases, got {kind(node)}")
         return []
     cases = []
     for i, item in enumerate(node.value):
         path = f"tests[{i}]"
-        fields = _mapping(item, path, errs)
+        fields = mapping(item, path, errs)
         if fields is None:
             continue
-        _unknown(fields, {"name", "signal", "level", "input", "expect", "fields", "expect_fields"}, path, errs,
+        unknown(fields, {"name", "signal", "level", "input", "expect", "fields", "expect_fields"}, path, errs,
                  "a test case")
         missing = [f for f in ("name", "input", "expect") if f not in fields]
         for f in missing:
             errs.add(item, f"{path}.{f}", "missing")
         if missing:
             continue
-        name = _str(fields["name"][1], f"{path}.name", errs)
-        signal = _scalar(fields["signal"][1]) if "signal" in fields else "traces"
+        name = string(fields["name"][1], f"{path}.name", errs)
+        signal = scalar(fields["signal"][1]) if "signal" in fields else "traces"
         if signal not in SIGNAL_NAMES:
             errs.add(fields["signal"][1], f"{path}.signal", f"expected one of: {', '.join(SIGNAL_NAMES)}")
             continue
-        level_name = _scalar(fields["level"][1]) if "level" in fields else "span"
+        level_name = scalar(fields["level"][1]) if "level" in fields else "span"
         try:
             level = Level(level_name)
         except ValueError:
@@ -619,7 +405,7 @@ def _tests(entry, errs) -> list[PolicyCase]:
             continue
         payload = {}
         for f in ("input", "expect"):
-            value = _scalar(fields[f][1])
+            value = scalar(fields[f][1])
             if f == "expect" and value == "dropped":
                 value = None  # the item must be removed by a drop rule
             elif not isinstance(value, dict):
@@ -630,6 +416,6 @@ def _tests(entry, errs) -> list[PolicyCase]:
         texts = {f: _case_fields(fields[f][1], f"{path}.{f}", errs, signal, level) if f in fields else {}
                  for f in ("fields", "expect_fields")}
         if name is not None and payload["input"] is not False and payload["expect"] is not False:
-            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], _where(item, path),
+            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], where(item, path),
                                     texts["fields"], texts["expect_fields"]))
     return cases

@@ -195,7 +195,7 @@ def sanitize_sql(statement: str, dialect: str | None = None) -> str:
         mysql, ambiguous, mysql_hidden = _Sanitizer(statement, True, rules).run()
     except _Unparseable:
         mysql, ambiguous, mysql_hidden = None, True, []
-    if not ambiguous:
+    if not ambiguous and mysql is not None:  # an unparseable reading is ambiguous
         return mysql
     try:
         standard, _, standard_hidden = _Sanitizer(statement, False, rules).run()

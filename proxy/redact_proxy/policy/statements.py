@@ -351,7 +351,7 @@ def _json(text: str, allow_command: bool) -> str:
         if out:
             raise _Unparseable
         return ""  # nothing but whitespace
-    first = True
+    first, gap = True, i
     while i < n:
         if text[i] not in "{[":
             raise _Unparseable  # a document is an object or an array, not a bare scalar

@@ -32,6 +32,7 @@ import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 import grpc
 from google.rpc.error_details_pb2 import RetryInfo
@@ -129,7 +130,7 @@ class GrpcReceiver:
         return export
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> None:
+async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> NoReturn:
     """End the call with the error's status, its google.rpc.Status in the trailers."""
     outcome = error.outcome()
     status = status_message(error, outcome)
@@ -138,6 +139,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: RequestError) -> None
     # (it ignores the status details): without it that client backs off blindly.
     trailing += [(RETRY_INFO_KEY, d.value) for d in status.details if d.Is(RetryInfo.DESCRIPTOR)]
     await context.abort(outcome.grpc_code, str(error), trailing_metadata=tuple(trailing))
+    raise AssertionError("context.abort returned")  # it raises: the call ends there
 
 
 def server_options(s: Settings) -> list[tuple[str, int]]:

@@ -18,12 +18,12 @@ a RecursionError here fails the batch closed, like any other exception.
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from redact_proxy.policy import Decider, Decision
-from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, TextOps, join
+from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, Mask, TextOps, join
 from redact_proxy.scrub import jsontext
 from redact_proxy.scrub.text import Tally, mask_int, mask_text, scrub_text
 
@@ -45,27 +45,37 @@ def text_of(value: AnyValue) -> str | None:
     return None
 
 
+def scalars(value: AnyValue) -> Iterator[tuple[AnyValue, str | None]]:
+    """Every scalar inside ``value`` with its kind (``WhichOneof``; None for an empty
+    value), depth first and in order; arrays and kvlists are walked, not given. The one
+    walk under hash_value, rewrite_value and mask_value: a caller may replace the scalar
+    it is given (it is a leaf: the walk never looks into it again)."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        for item in value.array_value.values:
+            yield from scalars(item)
+    elif kind == "kvlist_value":
+        for kv in value.kvlist_value.values:
+            yield from scalars(kv.value)
+    else:
+        yield value, kind
+
+
 def hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> None:
     """Replace every scalar in ``value`` by the hex hash of its canonical bytes (SPEC 6):
     UTF-8 of a string, raw bytes, decimal int, true/false, shortest round-trip double.
     Arrays and kvlists keep their shape."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        value.string_value = hasher(value.string_value.encode())
-    elif kind == "bytes_value":
-        value.string_value = hasher(value.bytes_value)
-    elif kind == "int_value":
-        value.string_value = hasher(str(value.int_value).encode())
-    elif kind == "bool_value":
-        value.string_value = hasher(b"true" if value.bool_value else b"false")
-    elif kind == "double_value":
-        value.string_value = hasher(repr(value.double_value).encode())
-    elif kind == "array_value":
-        for item in value.array_value.values:
-            hash_value(item, hasher)
-    elif kind == "kvlist_value":
-        for kv in value.kvlist_value.values:
-            hash_value(kv.value, hasher)
+    for leaf, kind in scalars(value):
+        if kind == "string_value":
+            leaf.string_value = hasher(leaf.string_value.encode())
+        elif kind == "bytes_value":
+            leaf.string_value = hasher(leaf.bytes_value)
+        elif kind == "int_value":
+            leaf.string_value = hasher(str(leaf.int_value).encode())
+        elif kind == "bool_value":
+            leaf.string_value = hasher(b"true" if leaf.bool_value else b"false")
+        elif kind == "double_value":
+            leaf.string_value = hasher(repr(leaf.double_value).encode())
 
 
 def collector_hash_value(value: AnyValue, hasher: Callable[[bytes], str]) -> None:
@@ -92,17 +102,11 @@ def rewrite_value(value: AnyValue, rewrite, system: str | None) -> None:
     """Apply a string rewriter (sanitize_sql/url) to every string inside ``value``. Bytes
     are read as UTF-8 (invalid sequences replaced) and become a string; numbers and
     booleans carry no text to sanitize and stay."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        value.string_value = rewrite(value.string_value, system)
-    elif kind == "bytes_value":
-        value.string_value = rewrite(value.bytes_value.decode("utf-8", "replace"), system)
-    elif kind == "array_value":
-        for item in value.array_value.values:
-            rewrite_value(item, rewrite, system)
-    elif kind == "kvlist_value":
-        for kv in value.kvlist_value.values:
-            rewrite_value(kv.value, rewrite, system)
+    for leaf, kind in scalars(value):
+        if kind == "string_value":
+            leaf.string_value = rewrite(leaf.string_value, system)
+        elif kind == "bytes_value":
+            leaf.string_value = rewrite(leaf.bytes_value.decode("utf-8", "replace"), system)
 
 
 def system_of(kvs) -> str | None:
@@ -129,7 +133,7 @@ def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: Te
     """Scrub a value that is not itself under a key (a log body): its whole-field rule,
     key rules on the keys inside it (paths from the body root), then ``ops.masks`` on its
     text. Returns False when the rule deletes the value (the caller clears the field)."""
-    masks = ()
+    masks: tuple[Mask, ...] = ()
     if ops is not None:
         d = ops.rule
         if d is not None and d.op in (OP_REMOVE, OP_REPLACE) and value.WhichOneof("value") is not None:
@@ -180,7 +184,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
     memo = decider.top
     for i, kv in enumerate(kvs):
         key = kv.key
-        if top:
+        if parent is None:  # top: said so for the type checker, which does not follow `top`
             d: Decision | None = memo.get(key)
             if d is None:
                 d = decider.decide(key)
@@ -200,7 +204,7 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
                 if kind == "kvlist_value" or kind == "array_value" or (
                     kind == "string_value" and (masks or jsontext.looks_like(value.string_value))
                 ) or (masks and (kind == "bytes_value" or kind == "int_value")):
-                    _value(value, kind, decider, key if top else join(parent, key), tally, hasher, masks,
+                    _value(value, kind, decider, key if parent is None else join(parent, key), tally, hasher, masks,
                            system.get() if top else system)
             continue
         tally.redactions[d.rule] += 1
@@ -225,17 +229,11 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
 
 def mask_value(value: AnyValue, masks, tally: Tally) -> None:
     """Mask every string inside ``value`` (arrays and kvlists included) as text."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        masked = mask_text(value.string_value, masks, tally)
-        if masked is not None:
-            value.string_value = masked
-    elif kind == "array_value":
-        for item in value.array_value.values:
-            mask_value(item, masks, tally)
-    elif kind == "kvlist_value":
-        for kv in value.kvlist_value.values:
-            mask_value(kv.value, masks, tally)
+    for leaf, kind in scalars(value):
+        if kind == "string_value":
+            masked = mask_text(leaf.string_value, masks, tally)
+            if masked is not None:
+                leaf.string_value = masked
 
 
 def _value(value: AnyValue, kind: str | None, decider: Decider, path: str, tally: Tally, hasher, masks,

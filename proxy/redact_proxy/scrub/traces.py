@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redact_proxy.policy import Action, CompiledPolicy, Level
 from redact_proxy.scrub.attributes import DbSystem, Tally, scrub_attributes, scrub_text, system_of
-from redact_proxy.scrub.common import scrub_resource, scrub_scope, scrub_schema_url
+from redact_proxy.scrub.common import scrub_resource, scrub_scope
 from redact_proxy.scrub.drop import drop_items, prune_empty
 
 
