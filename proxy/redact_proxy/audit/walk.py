@@ -1,0 +1,227 @@
+"""Reading a scrubbed export request into the ledger: every attribute (nested keys by
+their dotted path, JSON text as structured data, as the scrubber reads them) and the
+free-text fields a person's data turns up in (span, event and metric names, status
+messages, log bodies and event names).
+
+Strategy: one walk per signal over the request *as the scrub left it*, levels named as
+the policy names them. A field's plan is looked up once per key (``Ledger`` memoises
+it); each value then costs its checks and nothing else. The walk holds the ledger's
+lock for the whole request, so ``/audit`` never reads a half-counted batch.
+"""
+
+from __future__ import annotations
+
+import json
+
+from redact_proxy.audit.ledger import Ledger, Plan
+from redact_proxy.policy import Level
+from redact_proxy.policy.compile import join
+from redact_proxy.scrub.jsontext import MAX_CHARS, MAX_DEPTH, looks_like
+
+_R, _S = Level.RESOURCE, Level.SCOPE
+
+
+def observe(ledger: Ledger, signal: str, request, report) -> dict[tuple[str, str], int]:
+    """Count what survived in one scrubbed ``request`` (``report``: the scrub's Report);
+    returns this request's findings by (level, kind)."""
+    found: dict[tuple[str, str], int] = {}
+    with ledger.lock():
+        _WALKS[signal](ledger, request, found)
+        ledger.items[signal] += report.items_out
+        ledger.batches += 1
+        applied = ledger.applied
+        if len(applied) == len(report.redactions):  # the same policy (a reload may race)
+            for i, (n, m) in enumerate(zip(report.redactions, report.dropped)):
+                if n or m:
+                    applied[i] += n + m
+        ledger.add_totals(signal, found)
+    return found
+
+
+def _attrs(ledger: Ledger, signal: str, level: Level, kvs, found: dict) -> None:
+    if not kvs:
+        return
+    memo = ledger.plan_memo(signal, level.value, "attributes")
+    for kv in kvs:
+        key = kv.key
+        plan = memo.get(key)
+        if plan is None:
+            plan = memo[key] = ledger.key_plan(signal, level, None, "attributes", key, ())
+        if plan.key_kinds:
+            ledger.key(plan, key, found)
+        _value(ledger, signal, level, plan, kv.value, key, found)
+
+
+def _value(ledger: Ledger, signal: str, level: Level, plan: Plan, value, path: str, found: dict,
+           space: str = "nested") -> None:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        if plan.skip or not looks_like(text):
+            ledger.text(plan, text, found)
+        else:
+            _json(ledger, signal, level, plan, text, path, found, 0, space)
+    elif kind == "int_value":
+        ledger.digits(plan, value.int_value, found)
+    elif kind == "kvlist_value":
+        ledger.other(plan)
+        if not plan.skip:
+            _kvlist(ledger, signal, level, plan, value.kvlist_value.values, path, found, space)
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _value(ledger, signal, level, plan, item, path, found, space)
+    elif kind == "bytes_value":
+        try:
+            ledger.text(plan, value.bytes_value.decode("utf-8"), found)
+        except UnicodeDecodeError:
+            ledger.other(plan)  # not text: nothing to read in it
+    elif kind is not None:
+        ledger.other(plan)
+
+
+def _nested(ledger: Ledger, signal: str, level: Level, parent: Plan, path: str, key: str, space: str) -> Plan:
+    memo = ledger.plan_memo(signal, level.value, space)
+    plan = memo.get((path, key))
+    if plan is None:
+        plan = memo[(path, key)] = ledger.key_plan(signal, level, path, parent.field.path, key, parent.masks)
+    return plan
+
+
+def _kvlist(ledger: Ledger, signal: str, level: Level, parent: Plan, kvs, path: str, found: dict,
+            space: str = "nested") -> None:
+    for kv in kvs:
+        plan = _nested(ledger, signal, level, parent, path, kv.key, space)
+        if plan.key_kinds:
+            ledger.key(plan, kv.key, found)
+        _value(ledger, signal, level, plan, kv.value, join(path, kv.key), found, space)
+
+
+class _Members(list):
+    """A JSON object as its (key, value) members, duplicates kept (as jsontext reads it)."""
+
+
+def _json(ledger: Ledger, signal: str, level: Level, plan: Plan, text: str, path: str, found: dict,
+          depth: int, space: str = "nested") -> None:
+    tree = None
+    if len(text) <= MAX_CHARS and depth < MAX_DEPTH:
+        try:
+            tree = json.loads(text, object_pairs_hook=_Members)
+        except (ValueError, RecursionError):
+            tree = None
+    if not isinstance(tree, list):  # not JSON (or a bare scalar): text like any other
+        ledger.text(plan, text, found)
+        return
+    _tree(ledger, signal, level, plan, tree, path, found, depth, space)
+
+
+def _tree(ledger: Ledger, signal: str, level: Level, plan: Plan, node, path: str, found: dict, depth: int,
+          space: str) -> None:
+    if depth >= MAX_DEPTH:
+        return
+    if isinstance(node, _Members):
+        ledger.other(plan)
+        for key, value in node:
+            key = str(key)
+            child = _nested(ledger, signal, level, plan, path, key, space)
+            if child.key_kinds:
+                ledger.key(child, key, found)
+            _tree(ledger, signal, level, child, value, join(path, key), found, depth + 1, space)
+    elif isinstance(node, list):
+        for item in node:
+            _tree(ledger, signal, level, plan, item, path, found, depth + 1, space)
+    elif isinstance(node, str):
+        if not plan.skip and looks_like(node):
+            _json(ledger, signal, level, plan, node, path, found, depth + 1, space)
+        else:
+            ledger.text(plan, node, found)
+    elif isinstance(node, int) and not isinstance(node, bool):
+        ledger.digits(plan, node, found)
+    elif node is not None:
+        ledger.other(plan)
+
+
+def _text(ledger: Ledger, plan: Plan, text: str, found: dict) -> None:
+    if text:
+        ledger.text(plan, text, found)
+
+
+def _common(ledger: Ledger, signal: str, resource_container, found: dict) -> None:
+    _attrs(ledger, signal, _R, resource_container.resource.attributes, found)
+
+
+def _traces(ledger: Ledger, request, found: dict) -> None:
+    name = ledger.text_plan("traces", Level.SPAN, "span_name")
+    status = ledger.text_plan("traces", Level.SPAN, "status_message")
+    event_name = ledger.text_plan("traces", Level.EVENT, "event_name")
+    for rs in request.resource_spans:
+        _common(ledger, "traces", rs, found)
+        for ss in rs.scope_spans:
+            _attrs(ledger, "traces", _S, ss.scope.attributes, found)
+            for span in ss.spans:
+                _attrs(ledger, "traces", Level.SPAN, span.attributes, found)
+                ledger.text(name, span.name, found)
+                _text(ledger, status, span.status.message, found)
+                for event in span.events:
+                    _attrs(ledger, "traces", Level.EVENT, event.attributes, found)
+                    _text(ledger, event_name, event.name, found)
+                for link in span.links:
+                    _attrs(ledger, "traces", Level.LINK, link.attributes, found)
+
+
+def _points(metric):
+    kind = metric.WhichOneof("data")
+    return getattr(metric, kind).data_points if kind else ()
+
+
+def _metrics(ledger: Ledger, request, found: dict) -> None:
+    name = ledger.text_plan("metrics", Level.DATAPOINT, "metric_name")
+    description = ledger.text_plan("metrics", Level.DATAPOINT, "metric_description")
+    for rm in request.resource_metrics:
+        _common(ledger, "metrics", rm, found)
+        for sm in rm.scope_metrics:
+            _attrs(ledger, "metrics", _S, sm.scope.attributes, found)
+            for metric in sm.metrics:
+                _attrs(ledger, "metrics", Level.DATAPOINT, metric.metadata, found)
+                ledger.text(name, metric.name, found)
+                _text(ledger, description, metric.description, found)
+                for point in _points(metric):
+                    _attrs(ledger, "metrics", Level.DATAPOINT, point.attributes, found)
+                    for exemplar in getattr(point, "exemplars", ()):
+                        _attrs(ledger, "metrics", Level.EXEMPLAR, exemplar.filtered_attributes, found)
+
+
+def _logs(ledger: Ledger, request, found: dict) -> None:
+    body = ledger.text_plan("logs", Level.LOG, "log_body")
+    event_name = ledger.text_plan("logs", Level.LOG, "event_name")
+    for rl in request.resource_logs:
+        _common(ledger, "logs", rl, found)
+        for sl in rl.scope_logs:
+            _attrs(ledger, "logs", _S, sl.scope.attributes, found)
+            for record in sl.log_records:
+                _attrs(ledger, "logs", Level.LOG, record.attributes, found)
+                if record.HasField("body"):
+                    _body(ledger, body, record.body, found)
+                _text(ledger, event_name, record.event_name, found)
+
+
+def _body(ledger: Ledger, plan: Plan, value, found: dict) -> None:
+    """A log body: text, JSON text or structured; keys inside from the body root ("")."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        if plan.skip or not looks_like(text):
+            ledger.text(plan, text, found)
+        else:
+            _json(ledger, "logs", Level.LOG, plan, text, "", found, 0, "body")
+    elif kind == "kvlist_value":
+        ledger.other(plan)
+        if not plan.skip:
+            _kvlist(ledger, "logs", Level.LOG, plan, value.kvlist_value.values, "", found, "body")
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _body(ledger, plan, item, found)
+    elif kind is not None:
+        _value(ledger, "logs", Level.LOG, plan, value, "", found, "body")
+
+
+_WALKS = {"traces": _traces, "metrics": _metrics, "logs": _logs}
