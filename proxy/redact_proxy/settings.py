@@ -81,6 +81,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--queue-max-bytes", str(QUEUE_MAX_BYTES),
            "bound of the persistent queue, in bytes of batches not yet delivered; when full, new batches are "
            "refused (503/UNAVAILABLE)"),
+    Option("--audit", "off",
+           "on or off: shadow audit of what survives the policy, counted in redact_proxy_audit_findings_total and "
+           "served as JSON at /audit on the admin port (values never kept; bare --audit = on)"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -216,6 +219,7 @@ class Settings:
     event_loop: str = "uvloop"
     queue_dir: Path | None = None  # this process's own directory: --queue-dir/worker-<index>
     queue_max_bytes: int = QUEUE_MAX_BYTES
+    audit: bool = False  # --audit: shadow audit after each scrub (audit/)
 
     @classmethod
     def resolve(cls, values: dict[str, str | None], environ=None) -> "Settings":
@@ -321,6 +325,10 @@ class Settings:
         if queue_max is not None and queue_max < QUEUE_MIN_BYTES:
             errors.append(f"--queue-max-bytes: expected at least {QUEUE_MIN_BYTES}, got {queue_max}")
         settings_kw["queue_max_bytes"] = queue_max or QUEUE_MAX_BYTES
+        audit = (values.get("audit") or "off").strip().lower()
+        if audit not in ("on", "off"):
+            errors.append(f"--audit: expected on or off, got {audit!r}")
+        settings_kw["audit"] = audit == "on"
         if not (values.get("grpc_listen") and settings_kw["grpc_listen"]) and not (values.get("http_listen") and settings_kw["http_listen"]) and not errors:
             errors.append("both receivers are off: nothing would be received")
         if errors:

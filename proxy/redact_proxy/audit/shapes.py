@@ -71,12 +71,12 @@ def shape_kinds(text: str) -> tuple[str, ...]:
     """The identifier shapes in ``text``: uuid, digits, high_entropy (each once)."""
     if len(text) < DIGIT_RUN:
         return ()
-    out = []
     if len(text) >= 36 and _UUID.search(text):
-        out.append("uuid")
+        return ("uuid",)  # its groups are digit runs and tokens too: the uuid says it
+    out = []
     if _DIGITS.search(text):
         out.append("digits")
-    if len(text) >= TOKEN_MIN and "uuid" not in out and _high_entropy(text):
+    if len(text) >= TOKEN_MIN and _high_entropy(text):
         out.append("high_entropy")
     return tuple(out)
 
