@@ -29,7 +29,7 @@ import time
 
 from redact_proxy.audit import registry
 from redact_proxy.audit.shapes import (
-    ALL_DETECTORS, Detectors, Sketch, applied_detectors, is_free_text, shape_kinds,
+    _MASK64, ALL_DETECTORS, Detectors, Sketch, applied_detectors, is_free_text, shape_kinds,
 )
 from redact_proxy.policy import CompiledPolicy, Decision, Level
 from redact_proxy.policy.compile import OP_HASH, OP_REMOVE, OP_REPLACE, join
@@ -42,6 +42,7 @@ HIGH_CARDINALITY_MIN = 50  # values of a field before its cardinality is judged
 HIGH_CARDINALITY_SHARE = 0.5  # distinct / values at or above which a field is identifier-like
 HASH_CHARS = 16  # hex characters of a keyed hash shown for a key or a sample
 OTHER_FIELDS = "(other fields)"
+_HIGH_CARDINALITY = ("high_cardinality",)
 # Registry keys that hold ids software generates for itself and its machines, not for
 # people: their identifier shapes are expected (the SDKs set service.instance.id to a
 # random UUID). Detectors still run on them.
@@ -64,7 +65,7 @@ class Field:
         self.decided, self.key_rule, self.registry = decided, key_rule, in_registry
         self.values = self.chars = self.longest = 0
         self.sketch = Sketch()
-        self.kinds: dict[str, int] = {}
+        self.kinds: dict[tuple[str, ...], int] = {}  # findings by their tuple of kinds
         self.sample: str | None = None
         self.flagged = False  # high cardinality already counted
         self.names: Sketch | None = None  # OTHER_FIELDS only: how many fields it pools
@@ -230,7 +231,10 @@ class Ledger:
     # --- values ------------------------------------------------------------------------
 
     def text(self, plan: Plan, text: str, found: dict) -> None:
-        """One surviving string of ``plan``'s field."""
+        """One surviving string of ``plan``'s field. The hot path (every kept string
+        value): counts, one sketch comparison, one memo lookup for a value seen before.
+        Findings are tallied by their tuple of kinds (one dict update per value), split
+        into kinds only when read (``kind_counts``, ``walk.observe``)."""
         f = plan.field
         f.values += 1
         n = len(text)
@@ -239,13 +243,16 @@ class Ledger:
             f.longest = n
         if plan.skip or not n:
             return
-        f.sketch.add(text)
-        v = f.values
-        if not plan.shapes:
-            f.flagged = True  # never judged: an id by design
-        elif v >= HIGH_CARDINALITY_MIN and not v & (v - 1) and not f.flagged and f.high_cardinality():
-            f.flagged = True  # judged at each power of two: a field counts once, when it crosses
-            found[(plan.level, "high_cardinality")] = found.get((plan.level, "high_cardinality"), 0) + 1
+        sketch = f.sketch
+        h = hash(text) & _MASK64
+        if h < sketch.top:
+            sketch.add_hash(h)
+        if plan.shapes:
+            v = f.values
+            if v >= HIGH_CARDINALITY_MIN and not v & (v - 1) and not f.flagged and f.high_cardinality():
+                f.flagged = True  # judged at each power of two: a field counts once, when it crosses
+                key = (plan.level, _HIGH_CARDINALITY)
+                found[key] = found.get(key, 0) + 1
         memo = plan.memo
         kinds = memo.get(text)
         if kinds is None:
@@ -258,10 +265,15 @@ class Ledger:
                 if len(memo) >= VALUE_MEMO_LIMIT:
                     memo.clear()
                 memo[text] = kinds
-        if plan.prose and is_free_text(text):
+        if plan.prose and n >= 12 and text.count(" ") >= 3 and is_free_text(text):
             kinds += ("free_text",)
         if kinds:
-            self._found(plan, kinds, text, found)
+            combos = f.kinds
+            combos[kinds] = combos.get(kinds, 0) + 1
+            key = (plan.level, kinds)
+            found[key] = found.get(key, 0) + 1
+            if f.sample is None:
+                f.sample = self.hash16(text.encode("utf-8", "surrogatepass"))
 
     def digits(self, plan: Plan, number: int, found: dict) -> None:
         """One surviving integer: the detectors that read digits (phone, card)."""
@@ -283,9 +295,8 @@ class Ledger:
 
     def _found(self, plan: Plan, kinds: tuple[str, ...], text: str, found: dict) -> None:
         f = plan.field
-        for kind in kinds:
-            f.kinds[kind] = f.kinds.get(kind, 0) + 1
-            found[(plan.level, kind)] = found.get((plan.level, kind), 0) + 1
+        f.kinds[kinds] = f.kinds.get(kinds, 0) + 1
+        found[(plan.level, kinds)] = found.get((plan.level, kinds), 0) + 1
         if f.sample is None:
             f.sample = self.hash16(text.encode("utf-8", "surrogatepass"))
 
@@ -293,9 +304,19 @@ class Ledger:
         return self._lock
 
     def add_totals(self, signal: str, found: dict) -> None:
+        """``found``: {(level, kind): n} of one request."""
         for (level, kind), n in found.items():
             key = (signal, level, kind)
             self.totals[key] = self.totals.get(key, 0) + n
+
+
+def kind_counts(combos: dict) -> dict[str, int]:
+    """{tuple of kinds: n} -> {kind: n}."""
+    out: dict[str, int] = {}
+    for kinds, n in combos.items():
+        for kind in kinds:
+            out[kind] = out.get(kind, 0) + n
+    return out
 
 
 def _with_masks(d: Decision, masks) -> Decision:

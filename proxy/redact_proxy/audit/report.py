@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 
-from redact_proxy.audit.ledger import HIGH_CARDINALITY_MIN, HIGH_CARDINALITY_SHARE, OTHER_FIELDS, Ledger
+from redact_proxy.audit.ledger import (
+    HIGH_CARDINALITY_MIN, HIGH_CARDINALITY_SHARE, OTHER_FIELDS, Ledger, kind_counts,
+)
 from redact_proxy.audit.shapes import KINDS
 
 _KIND_ORDER = {k: i for i, k in enumerate(KINDS)}
@@ -22,7 +24,7 @@ def snapshot(ledger: Ledger) -> dict:
     pooled = 0
     for f in ledger.fields.values():
         distinct = f.distinct()
-        kinds = dict(f.kinds)
+        kinds = kind_counts(f.kinds)
         if f.high_cardinality():
             kinds["high_cardinality"] = distinct
         mean = round(f.chars / f.values, 1) if f.values else 0

@@ -58,27 +58,38 @@ _HAS_DIGIT = re.compile(r"[0-9]")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 
 
-def _high_entropy(text: str) -> bool:
-    for m in _TOKEN.finditer(text):
-        token = m.group()
-        if (len(set(token)) >= TOKEN_DISTINCT_SHARE * len(token) and _HAS_DIGIT.search(token)
-                and _HAS_LETTER.search(token)):
-            return True
-    return False
+def _high_entropy_token(token: str) -> bool:
+    return (len(set(token)) >= TOKEN_DISTINCT_SHARE * len(token) and not token.isalpha()
+            and _HAS_DIGIT.search(token) is not None and _HAS_LETTER.search(token) is not None)
 
 
 def shape_kinds(text: str) -> tuple[str, ...]:
     """The identifier shapes in ``text``: uuid, digits, high_entropy (each once)."""
-    if len(text) < DIGIT_RUN:
+    n = len(text)
+    if n < DIGIT_RUN or text.isalpha():  # no digit: none of the shapes
         return ()
-    if len(text) >= 36 and _UUID.search(text):
+    if text.isascii() and text.isalnum():
+        # One word of ASCII letters and digits (the usual id), decided without a regex: a
+        # digit run inside it touches a letter, so only an all-digit value is `digits`.
+        if text.isdigit():
+            return ("digits",)
+        if n >= TOKEN_MIN and len(set(text)) >= TOKEN_DISTINCT_SHARE * n:
+            return ("high_entropy",)  # not all letters (above), not all digits: mixed
+        return ()
+    if n >= 36 and "-" in text and _UUID.search(text):
         return ("uuid",)  # its groups are digit runs and tokens too: the uuid says it
-    out = []
-    if _DIGITS.search(text):
-        out.append("digits")
-    if len(text) >= TOKEN_MIN and _high_entropy(text):
-        out.append("high_entropy")
-    return tuple(out)
+    digits = _DIGITS.search(text) is not None
+    entropy = False
+    if n >= TOKEN_MIN:
+        m = _TOKEN.search(text)
+        if m is not None:
+            if m.end() - m.start() == n:  # the whole value is one token (the usual id)
+                entropy = _high_entropy_token(text)
+            else:
+                entropy = any(_high_entropy_token(t.group()) for t in _TOKEN.finditer(text, m.start()))
+    if digits:
+        return ("digits", "high_entropy") if entropy else ("digits",)
+    return ("high_entropy",) if entropy else ()
 
 
 def is_free_text(text: str) -> bool:
@@ -135,8 +146,11 @@ class Sketch:
 
     def add(self, text) -> None:
         h = hash(text) & _MASK64
-        if h >= self.top:
-            return
+        if h < self.top:
+            self.add_hash(h)
+
+    def add_hash(self, h: int) -> None:
+        """``h`` below ``top`` (callers on the hot path test that inline)."""
         mins = self.mins
         i = bisect_left(mins, h)
         if i < len(mins) and mins[i] == h:

@@ -24,9 +24,13 @@ _R, _S = Level.RESOURCE, Level.SCOPE
 def observe(ledger: Ledger, signal: str, request, report) -> dict[tuple[str, str], int]:
     """Count what survived in one scrubbed ``request`` (``report``: the scrub's Report);
     returns this request's findings by (level, kind)."""
-    found: dict[tuple[str, str], int] = {}
+    combos: dict[tuple[str, tuple[str, ...]], int] = {}  # (level, kinds) -> n, as the ledger tallies
     with ledger.lock():
-        _WALKS[signal](ledger, request, found)
+        _WALKS[signal](ledger, request, combos)
+        found: dict[tuple[str, str], int] = {}
+        for (level, kinds), n in combos.items():
+            for kind in kinds:
+                found[(level, kind)] = found.get((level, kind), 0) + n
         ledger.items[signal] += report.items_out
         ledger.batches += 1
         applied = ledger.applied
@@ -42,6 +46,7 @@ def _attrs(ledger: Ledger, signal: str, level: Level, kvs, found: dict) -> None:
     if not kvs:
         return
     memo = ledger.plan_memo(signal, level.value, "attributes")
+    text = ledger.text
     for kv in kvs:
         key = kv.key
         plan = memo.get(key)
@@ -49,7 +54,16 @@ def _attrs(ledger: Ledger, signal: str, level: Level, kvs, found: dict) -> None:
             plan = memo[key] = ledger.key_plan(signal, level, None, "attributes", key, ())
         if plan.key_kinds:
             ledger.key(plan, key, found)
-        _value(ledger, signal, level, plan, kv.value, key, found)
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":  # the usual value: inline
+            s = value.string_value
+            head = s[:1]
+            if plan.skip or not (head == "{" or head == "[" or (head.isspace() and looks_like(s))):
+                text(plan, s, found)
+            else:
+                _json(ledger, signal, level, plan, s, key, found, 0)
+        else:
+            _value(ledger, signal, level, plan, value, key, found)
 
 
 def _value(ledger: Ledger, signal: str, level: Level, plan: Plan, value, path: str, found: dict,
@@ -157,10 +171,12 @@ def _traces(ledger: Ledger, request, found: dict) -> None:
         _common(ledger, "traces", rs, found)
         for ss in rs.scope_spans:
             _attrs(ledger, "traces", _S, ss.scope.attributes, found)
+            text = ledger.text
             for span in ss.spans:
                 _attrs(ledger, "traces", Level.SPAN, span.attributes, found)
-                ledger.text(name, span.name, found)
-                _text(ledger, status, span.status.message, found)
+                text(name, span.name, found)
+                if span.HasField("status") and span.status.message:
+                    text(status, span.status.message, found)
                 for event in span.events:
                     _attrs(ledger, "traces", Level.EVENT, event.attributes, found)
                     _text(ledger, event_name, event.name, found)
