@@ -55,8 +55,8 @@ def _attrs(ledger: Ledger, signal: str, level: Level, kvs, found: dict) -> None:
         if plan.key_kinds:
             ledger.key(plan, key, found)
         value = kv.value
-        if value.WhichOneof("value") == "string_value":  # the usual value: inline
-            s = value.string_value
+        s = value.string_value
+        if s:  # the usual value, inline (a non-empty string_value is the one set)
             head = s[:1]
             if plan.skip or not (head == "{" or head == "[" or (head.isspace() and looks_like(s))):
                 text(plan, s, found)
