@@ -261,8 +261,8 @@ def audit(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     total = sum(sizes)
     progress = sys.stderr.isatty() and total >= AUDIT_PROGRESS_BYTES
-    done, shown, requests = 0, 0.0, 0
-    for path, size in zip(paths, sizes):
+    shown, requests, read = 0.0, 0, 0
+    for index, path in enumerate(paths, 1):
         name = "stdin" if path == "-" else path
         try:
             data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
@@ -270,9 +270,11 @@ def audit(args: argparse.Namespace) -> int:
                 batch, rep = _redact(BY_NAME[body.signal], body.data, body.fmt, policy, triage)
                 auditor.observe(body.signal, batch.message, rep)
                 requests += 1
-                if progress and time.monotonic() - shown > 0.5:
+                read += len(body.data)
+                if progress and time.monotonic() - shown > 0.5:  # counts only, like everything printed
                     shown = time.monotonic()
-                    print(f"\raudit: {requests} requests, {done >> 20}/{total >> 20} MiB", end="", file=sys.stderr)
+                    print(f"\raudit: input {index}/{len(paths)}, {requests} requests, {read >> 20} MiB of OTLP read",
+                          end="", file=sys.stderr)
         except ConfigError as exc:
             for line in exc.errors:
                 print(f"redact-proxy audit: {line}", file=sys.stderr)
@@ -286,7 +288,6 @@ def audit(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"redact-proxy audit: {exc.filename or name}: {exc.strerror}", file=sys.stderr)
             return EXIT_RUNTIME
-        done += size
     if progress:
         print("\r\033[K", end="", file=sys.stderr)
     snap = auditor.snapshot()

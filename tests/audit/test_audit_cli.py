@@ -162,3 +162,23 @@ def test_stdin_and_gzip_of_json_lines(tmp_path):
                          input=lines, capture_output=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["batches"] == 2
+
+
+def test_progress_line_on_a_terminal(monkeypatch, capsys):
+    """Big inputs on a terminal get a progress line on stderr: counts only."""
+    import io
+
+    from redact_proxy import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setenv("REDACT_PROXY_HASH_KEY", KEY)
+    monkeypatch.setattr(cli, "AUDIT_PROGRESS_BYTES", 0)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["audit", "--policy", str(POLICY), *map(str, LEAKY)]) == 0
+    out = capsys.readouterr().out
+    assert "\raudit: input 1/3, 1 requests" in err.getvalue()
+    assert_no_planted_value(out, err.getvalue())

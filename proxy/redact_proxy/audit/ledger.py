@@ -11,7 +11,7 @@ only as its keyed hash), and which detectors the policy did not already run on i
 Bounds, whatever the traffic: at most ``MAX_FIELDS`` fields (later ones are pooled into
 one "(other fields)" per signal and level, with a sketch of how many there were), plans
 and value memos reset when full (as the Decider's memo does), a fixed-size sketch per
-field. ``footprint`` in tests/audit measures it.
+field. tests/audit/test_ledger.py measures the structure under a stream of distinct keys.
 
 Values never leave this module: a field holds counts, lengths and at most one sample, the
 keyed hash of a value that had a finding (the policy's hash key, so it matches what a
@@ -26,10 +26,11 @@ import os
 import re
 import threading
 import time
+from dataclasses import replace
 
 from redact_proxy.audit import registry
 from redact_proxy.audit.shapes import (
-    _MASK64, ALL_DETECTORS, Detectors, Sketch, applied_detectors, is_free_text, shape_kinds,
+    MASK64, ALL_DETECTORS, Detectors, Sketch, applied_detectors, is_free_text, shape_kinds,
 )
 from redact_proxy.policy import CompiledPolicy, Decision, Level
 from redact_proxy.policy.compile import OP_HASH, OP_REMOVE, OP_REPLACE, join
@@ -244,7 +245,7 @@ class Ledger:
         if plan.skip or not n:
             return
         sketch = f.sketch
-        h = hash(text) & _MASK64
+        h = hash(text) & MASK64
         if h < sketch.top:
             sketch.add_hash(h)
         if plan.shapes:
@@ -320,7 +321,6 @@ def kind_counts(combos: dict) -> dict[str, int]:
 
 
 def _with_masks(d: Decision, masks) -> Decision:
-    from dataclasses import replace
-
+    """A nested key's decision with the masks it inherits (the label names them)."""
     return replace(d, masks=tuple(masks)) if masks and d.action is None else d
 

@@ -130,7 +130,7 @@ def applied_detectors(policy, masks) -> frozenset:
 
 
 SKETCH_K = 64
-_MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1
 
 
 class Sketch:
@@ -141,10 +141,10 @@ class Sketch:
 
     def __init__(self) -> None:
         self.mins = array("Q")  # sorted ascending, at most SKETCH_K
-        self.top = _MASK64  # the largest kept hash once full: anything larger is ignored
+        self.top = MASK64  # the largest kept hash once full: anything larger is ignored
 
     def add(self, text) -> None:
-        h = hash(text) & _MASK64
+        h = hash(text) & MASK64
         if h < self.top:
             self.add_hash(h)
 
@@ -164,4 +164,4 @@ class Sketch:
         n = len(self.mins)
         if n < SKETCH_K:
             return n
-        return int((SKETCH_K - 1) * (_MASK64 + 1) / (self.mins[-1] + 1))
+        return int((SKETCH_K - 1) * (MASK64 + 1) / (self.mins[-1] + 1))

@@ -159,16 +159,12 @@ def _text(ledger: Ledger, plan: Plan, text: str, found: dict) -> None:
         ledger.text(plan, text, found)
 
 
-def _common(ledger: Ledger, signal: str, resource_container, found: dict) -> None:
-    _attrs(ledger, signal, _R, resource_container.resource.attributes, found)
-
-
 def _traces(ledger: Ledger, request, found: dict) -> None:
     name = ledger.text_plan("traces", Level.SPAN, "span_name")
     status = ledger.text_plan("traces", Level.SPAN, "status_message")
     event_name = ledger.text_plan("traces", Level.EVENT, "event_name")
     for rs in request.resource_spans:
-        _common(ledger, "traces", rs, found)
+        _attrs(ledger, "traces", _R, rs.resource.attributes, found)
         for ss in rs.scope_spans:
             _attrs(ledger, "traces", _S, ss.scope.attributes, found)
             text = ledger.text
@@ -193,7 +189,7 @@ def _metrics(ledger: Ledger, request, found: dict) -> None:
     name = ledger.text_plan("metrics", Level.DATAPOINT, "metric_name")
     description = ledger.text_plan("metrics", Level.DATAPOINT, "metric_description")
     for rm in request.resource_metrics:
-        _common(ledger, "metrics", rm, found)
+        _attrs(ledger, "metrics", _R, rm.resource.attributes, found)
         for sm in rm.scope_metrics:
             _attrs(ledger, "metrics", _S, sm.scope.attributes, found)
             for metric in sm.metrics:
@@ -210,7 +206,7 @@ def _logs(ledger: Ledger, request, found: dict) -> None:
     body = ledger.text_plan("logs", Level.LOG, "log_body")
     event_name = ledger.text_plan("logs", Level.LOG, "event_name")
     for rl in request.resource_logs:
-        _common(ledger, "logs", rl, found)
+        _attrs(ledger, "logs", _R, rl.resource.attributes, found)
         for sl in rl.scope_logs:
             _attrs(ledger, "logs", _S, sl.scope.attributes, found)
             for record in sl.log_records:
