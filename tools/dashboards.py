@@ -247,8 +247,9 @@ PROXY = [
           'Values that still look personal after the policy, per second, by signal, level and kind '
           '(redact_proxy_audit_findings_total; the fields are at /audit on the admin port). '
           'RedactProxyPersonalDataSurvives fires on sustained detector findings.', w=16, h=8, unit='short',
-          queries=[(f'sum by (signal, level, kind) (rate(redact_proxy_audit_findings_total{{{_PROXY}}}[$__rate_interval]))',
-                    '{{signal}} {{level}} {{kind}}')], stacked=True),
+          # `or on() vector(0)`: one zero series while nothing is found (or --audit is off).
+          queries=[(f'sum by (signal, level, kind) (rate(redact_proxy_audit_findings_total{{{_PROXY}}}[$__rate_interval]))'
+                    ' or on() vector(0)', '{{signal}} {{level}} {{kind}}')], stacked=True),
     Panel('stat', 'Audit findings (1h)', 'Findings of the last hour, every kind (0 without --audit).', w=8, h=8,
           unit='short', queries=[(f'sum(increase(redact_proxy_audit_findings_total{{{_PROXY}}}[1h])) or vector(0)', None)],
           thresholds=[1], colors=['green', 'orange']),
