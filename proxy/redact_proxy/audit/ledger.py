@@ -199,12 +199,13 @@ class Ledger:
                                                                  _with_masks(d, masks)),
                        d.action is not None, known)
         skip = d.op in (OP_HASH, OP_REPLACE, OP_REMOVE)
-        f.shapes = not (known and _INFRASTRUCTURE_ID.fullmatch(key if parent is None else join(parent, key)))
+        if f.path != OTHER_FIELDS:  # the pool judges every shape
+            f.shapes = not (known and _INFRASTRUCTURE_ID.fullmatch(key if parent is None else join(parent, key)))
         plan = self._plan(f, level.value, masks, skip, not known)
         plan.key_kinds = key_kinds
         return plan
 
-    def text_plan(self, signal: str, level: Level, target: str, path: str | None = None) -> Plan:
+    def text_plan(self, signal: str, level: Level, target: str) -> Plan:
         """The plan for a free-text field (``fields.TARGET_LEVELS`` target)."""
         ops = self.policy.text(signal, level, target)
         rule = ops.rule
@@ -215,7 +216,7 @@ class Ledger:
             decided = "mask by " + ",".join(self.policy.rules[m.rule].name for m in ops.masks)
         else:
             decided = "no rule"
-        f = self.field(signal, level.value, path or target, decided, None, None)
+        f = self.field(signal, level.value, target, decided, None, None)
         return self._plan(f, level.value, ops.masks, skip, False)
 
     def _plan(self, f: Field, level: str, masks, skip: bool, prose: bool) -> Plan:
@@ -254,15 +255,16 @@ class Ledger:
                 f.flagged = True  # judged at each power of two: a field counts once, when it crosses
                 key = (plan.level, _HIGH_CARDINALITY)
                 found[key] = found.get(key, 0) + 1
-        memo = plan.memo
-        kinds = memo.get(text)
+        # A field of distinct values (flagged above) would only fill the memo: not used.
+        memo = None if f.flagged or n > VALUE_MEMO_MAX else plan.memo
+        kinds = None if memo is None else memo.get(text)
         if kinds is None:
             kinds = shape_kinds(text) if plan.shapes else ()
             if plan.remaining:
                 named = self.detectors.kinds(text, plan.remaining)
                 if named:  # a detector's name says more than "high entropy"
                     kinds = tuple(k for k in kinds if k != "high_entropy") + named
-            if n <= VALUE_MEMO_MAX:
+            if memo is not None:
                 if len(memo) >= VALUE_MEMO_LIMIT:
                     memo.clear()
                 memo[text] = kinds
