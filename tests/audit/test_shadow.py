@@ -59,3 +59,23 @@ def test_audit_is_off_by_default(tmp_path):
         assert "redact_proxy_audit_findings_total{" not in proxy.get("/metrics")[1]
     finally:
         assert proxy.stop() == 0
+
+
+def test_the_audit_option():
+    import pytest
+
+    from redact_proxy.cli import build_parser, option_values
+    from redact_proxy.errors import ConfigError
+    from redact_proxy.settings import Settings
+
+    def resolve(*argv: str) -> Settings:
+        args = build_parser().parse_args(["serve", "--policy", str(POLICY), *argv])
+        return Settings.resolve(option_values(args, environ={}), environ={})
+
+    assert resolve().audit is False
+    assert resolve("--audit").audit is True  # bare
+    assert resolve("--audit", "off").audit is False
+    assert resolve("--audit=on").audit is True
+    with pytest.raises(ConfigError) as exc:
+        resolve("--audit", "maybe")
+    assert "--audit: expected on or off" in exc.value.errors[0]
