@@ -52,10 +52,53 @@ def test_a_reload_starts_over():
 
 
 def test_fields_past_the_cap_are_pooled():
-    auditor = Auditor(policy(), max_fields=8)
+    auditor = Auditor(policy(), max_fields=16)  # 10 of them the free-text fields of traces
     audited(auditor, {f"app.k{i}": "+44 20 7946 0958" for i in range(20)})
     snap = auditor.snapshot()
-    assert snap["limits"]["fields_tracked"] <= 8 + 1
+    assert snap["limits"]["fields_tracked"] <= 16 + 1
     pooled = [f for f in snap["fields"] if f["field"] == OTHER_FIELDS]
     assert pooled and pooled[0]["fields_pooled"] >= 10
     assert pooled[0]["findings"]["phone"] >= 10
+
+
+def test_every_free_text_field_of_the_field_table_is_read():
+    """Each target of fields.TARGET_LEVELS (but the attribute values and keys, read as
+    attributes.<key>) is audited: a UUID planted in each one is found there."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from redact_proxy.fields import TARGET_LEVELS
+
+    uid = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+    def common(resource_container, scope_container):
+        resource_container.schema_url = uid
+        resource_container.resource.entity_refs.add(type=uid, id_keys=[uid], description_keys=[uid])
+        scope_container.schema_url = uid
+        scope_container.scope.name, scope_container.scope.version = uid, uid
+
+    traces = ExportTraceServiceRequest()
+    rs = traces.resource_spans.add()
+    ss = rs.scope_spans.add()
+    common(rs, ss)
+    span = ss.spans.add(name=uid, trace_id=b"\x01" * 16, span_id=b"\x02" * 8, trace_state=uid)
+    span.status.message = uid
+    span.events.add(name=uid)
+    span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8, trace_state=uid)
+    metrics = ExportMetricsServiceRequest()
+    rm = metrics.resource_metrics.add()
+    sm = rm.scope_metrics.add()
+    common(rm, sm)
+    sm.metrics.add(name=uid, description=uid, unit=uid).gauge.data_points.add(as_int=1)
+    logs = ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    sl = rl.scope_logs.add()
+    common(rl, sl)
+    sl.log_records.add(severity_text=uid, event_name=uid).body.string_value = uid
+    auditor = Auditor(policy())
+    for signal, req in (("traces", traces), ("metrics", metrics), ("logs", logs)):
+        auditor.observe(signal, req, scrub(signal, req, auditor.ledger.policy))
+    found = {(f["signal"], f["level"], f["field"]) for f in auditor.snapshot()["findings"] if f["kind"] == "uuid"}
+    for target, places in TARGET_LEVELS.items():
+        for signal, level in places:
+            assert (signal, level, target) in found, (signal, level, target)

@@ -23,6 +23,8 @@ def snapshot(ledger: Ledger) -> dict:
     totals: dict[str, int] = {}
     pooled = 0
     for f in ledger.fields.values():
+        if not f.values:
+            continue  # a free-text field no item had
         distinct = f.distinct()
         kinds = kind_counts(f.kinds)
         if f.high_cardinality():

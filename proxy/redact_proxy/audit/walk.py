@@ -1,7 +1,7 @@
 """Reading a scrubbed export request into the ledger: every attribute (nested keys by
-their dotted path, JSON text as structured data, as the scrubber reads them) and the
-free-text fields a person's data turns up in (span, event and metric names, status
-messages, log bodies and event names).
+their dotted path, JSON text as structured data, as the scrubber reads them) and every
+free-text field of ``fields.TARGET_LEVELS`` (span, event, scope and metric names, status
+messages, log bodies, trace_state, schema_urls, entity refs, ...), under its target name.
 
 Strategy: one walk per signal over the request *as the scrub left it*, levels named as
 the policy names them. A field's plan is looked up once per key (``Ledger`` memoises
@@ -159,25 +159,63 @@ def _text(ledger: Ledger, plan: Plan, text: str, found: dict) -> None:
         ledger.text(plan, text, found)
 
 
+class _Common:
+    """The plans of what every signal has: resource (attributes, schema_url, entity refs)
+    and scope (attributes, name, version, schema_url)."""
+
+    __slots__ = ("signal", "schema_r", "entity", "name", "version", "schema_s")
+
+    def __init__(self, ledger: Ledger, signal: str):
+        self.signal = signal
+        self.schema_r = ledger.text_plan(signal, _R, "schema_url")
+        self.entity = ledger.text_plan(signal, _R, "entity_ref")
+        self.name = ledger.text_plan(signal, _S, "scope_name")
+        self.version = ledger.text_plan(signal, _S, "scope_version")
+        self.schema_s = ledger.text_plan(signal, _S, "schema_url")
+
+    def resource(self, ledger: Ledger, container, found: dict) -> None:
+        resource = container.resource
+        _attrs(ledger, self.signal, _R, resource.attributes, found)
+        _text(ledger, self.schema_r, container.schema_url, found)
+        for ref in resource.entity_refs:
+            _text(ledger, self.entity, ref.type, found)
+            for key in (*ref.id_keys, *ref.description_keys):
+                _text(ledger, self.entity, key, found)
+            _text(ledger, self.schema_r, ref.schema_url, found)
+
+    def scope(self, ledger: Ledger, container, found: dict) -> None:
+        scope = container.scope
+        _attrs(ledger, self.signal, _S, scope.attributes, found)
+        _text(ledger, self.name, scope.name, found)
+        _text(ledger, self.version, scope.version, found)
+        _text(ledger, self.schema_s, container.schema_url, found)
+
+
 def _traces(ledger: Ledger, request, found: dict) -> None:
+    common = _Common(ledger, "traces")
     name = ledger.text_plan("traces", Level.SPAN, "span_name")
     status = ledger.text_plan("traces", Level.SPAN, "status_message")
+    state = ledger.text_plan("traces", Level.SPAN, "trace_state")
     event_name = ledger.text_plan("traces", Level.EVENT, "event_name")
+    link_state = ledger.text_plan("traces", Level.LINK, "trace_state")
     for rs in request.resource_spans:
-        _attrs(ledger, "traces", _R, rs.resource.attributes, found)
+        common.resource(ledger, rs, found)
         for ss in rs.scope_spans:
-            _attrs(ledger, "traces", _S, ss.scope.attributes, found)
+            common.scope(ledger, ss, found)
             text = ledger.text
             for span in ss.spans:
                 _attrs(ledger, "traces", Level.SPAN, span.attributes, found)
                 text(name, span.name, found)
                 if span.HasField("status") and span.status.message:
                     text(status, span.status.message, found)
+                if span.trace_state:
+                    text(state, span.trace_state, found)
                 for event in span.events:
                     _attrs(ledger, "traces", Level.EVENT, event.attributes, found)
                     _text(ledger, event_name, event.name, found)
                 for link in span.links:
                     _attrs(ledger, "traces", Level.LINK, link.attributes, found)
+                    _text(ledger, link_state, link.trace_state, found)
 
 
 def _points(metric):
@@ -186,16 +224,19 @@ def _points(metric):
 
 
 def _metrics(ledger: Ledger, request, found: dict) -> None:
+    common = _Common(ledger, "metrics")
     name = ledger.text_plan("metrics", Level.DATAPOINT, "metric_name")
     description = ledger.text_plan("metrics", Level.DATAPOINT, "metric_description")
+    unit = ledger.text_plan("metrics", Level.DATAPOINT, "metric_unit")
     for rm in request.resource_metrics:
-        _attrs(ledger, "metrics", _R, rm.resource.attributes, found)
+        common.resource(ledger, rm, found)
         for sm in rm.scope_metrics:
-            _attrs(ledger, "metrics", _S, sm.scope.attributes, found)
+            common.scope(ledger, sm, found)
             for metric in sm.metrics:
                 _attrs(ledger, "metrics", Level.DATAPOINT, metric.metadata, found)
                 ledger.text(name, metric.name, found)
                 _text(ledger, description, metric.description, found)
+                _text(ledger, unit, metric.unit, found)
                 for point in _points(metric):
                     _attrs(ledger, "metrics", Level.DATAPOINT, point.attributes, found)
                     for exemplar in getattr(point, "exemplars", ()):
@@ -203,17 +244,20 @@ def _metrics(ledger: Ledger, request, found: dict) -> None:
 
 
 def _logs(ledger: Ledger, request, found: dict) -> None:
+    common = _Common(ledger, "logs")
     body = ledger.text_plan("logs", Level.LOG, "log_body")
     event_name = ledger.text_plan("logs", Level.LOG, "event_name")
+    severity = ledger.text_plan("logs", Level.LOG, "severity_text")
     for rl in request.resource_logs:
-        _attrs(ledger, "logs", _R, rl.resource.attributes, found)
+        common.resource(ledger, rl, found)
         for sl in rl.scope_logs:
-            _attrs(ledger, "logs", _S, sl.scope.attributes, found)
+            common.scope(ledger, sl, found)
             for record in sl.log_records:
                 _attrs(ledger, "logs", Level.LOG, record.attributes, found)
                 if record.HasField("body"):
                     _body(ledger, body, record.body, found)
                 _text(ledger, event_name, record.event_name, found)
+                _text(ledger, severity, record.severity_text, found)
 
 
 def _body(ledger: Ledger, plan: Plan, value, found: dict) -> None:
