@@ -1,5 +1,7 @@
 """Admin HTTP endpoints: ``/healthz`` (process alive), ``/readyz`` (serving and not
-draining: Kubernetes routes traffic only while it is 200) and ``/metrics`` (Prometheus).
+draining: Kubernetes routes traffic only while it is 200), ``/metrics`` (Prometheus) and,
+with --audit, ``/audit`` (the shadow audit's per-field table as JSON: counts and keyed
+hashes, never a value; keys that look personal hashed; this process's own counts).
 
 Strategy: answers are fixed text or the metrics exposition; like the OTLP/HTTP port, the
 port runs on ``FixedErrorRunner``, so not even aiohttp's answer to an unparseable request
@@ -7,6 +9,8 @@ quotes the request back.
 """
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
@@ -23,12 +27,14 @@ class Admin:
         self.telemetry = telemetry
         self.ready = False  # set by the service once receivers listen, cleared on drain
         self.runner: web.AppRunner | None = None
+        self.auditor = None  # audit.Auditor, with --audit
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/audit", self.audit)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -42,6 +48,12 @@ class Admin:
     async def metrics(self, request: web.Request) -> web.Response:
         body, content_type = self.telemetry.exposition()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        if self.auditor is None:
+            return web.Response(status=404, text="audit is off (serve --audit)\n")
+        body = json.dumps(self.auditor.snapshot(), separators=(",", ":"))
+        return web.Response(text=body, content_type="application/json")
 
     async def start(self, listen: Listen, header_timeout: float | None = None, reuse_port: bool = False) -> None:
         # Scrapers and probes hold a few connections: a small cap and the OTLP port's

@@ -1,8 +1,9 @@
-"""Command line: ``serve`` (the default), ``check``, ``apply``, ``test``; exit codes.
+"""Command line: ``serve`` (the default), ``check``, ``apply``, ``test``, ``audit``; exit codes.
 
 Exit codes: 0 success; 1 could not start or run (port taken, unreadable file), or a
 ``test`` case failed; 2 invalid options, policy or input (``check`` prints each problem
-as FILE:LINE:COL: ...).
+as FILE:LINE:COL: ...); 3 ``audit --fail-on``: a finding of one of the named kinds
+survived the policy.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import sys
 from pathlib import Path
 
 from redact_proxy import __version__, signals
-from redact_proxy.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, ConfigError
+from redact_proxy.errors import EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_RUNTIME, ConfigError
 from redact_proxy.settings import OPTIONS, Settings
 
-COMMANDS = ("serve", "check", "apply", "test")
+COMMANDS = ("serve", "check", "apply", "test", "audit")
+# serve options that may be given bare (`serve --audit` = `--audit on`).
+SWITCHES = frozenset({"audit"})
+AUDIT_PROGRESS_BYTES = 8 << 20  # inputs at least this large show a progress line on a terminal
 
 _DESCRIPTION = """\
 Scrubs personal data out of OpenTelemetry (OTLP) traffic before it reaches the collector.
@@ -28,6 +32,7 @@ redaction policy, and forwards the clean batch upstream.
   redact-proxy check --policy P                                 # validate a policy
   redact-proxy apply --policy P spans.json -o clean.json        # redact a file offline
   redact-proxy test --policy P                                  # run the policy's tests: cases
+  redact-proxy audit --policy P capture.jsonl                   # what still looks personal after P
 """
 
 
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_argument(
             opt.flag, dest=opt.dest, default=None, metavar=opt.dest.split("_")[-1].upper(),
             help=f"{opt.help} [env {opt.env}" + (f"; default {opt.default}]" if opt.default else "]"),
+            **({"nargs": "?", "const": "on"} if opt.dest in SWITCHES else {}),
         )
 
     check = sub.add_parser(
@@ -76,6 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
         "key is used ({hash} in an expectation means: the hash of the input value).",
     )
     test.add_argument("--policy", required=True, help="policy file")
+
+    audit = sub.add_parser(
+        "audit", help="report what still looks personal in captured OTLP after a policy",
+        description="Apply a policy to captured OTLP files exactly as serve would (protobuf, OTLP-JSON, the "
+        "collector file exporter's JSON lines or length-prefixed protobuf; gzip or zstd) and report, per "
+        "signal, level and field path, what survived: detector hits by kind, identifier-shaped values "
+        "(UUIDs, long digit runs, high-entropy tokens, high cardinality), free text under keys outside the "
+        "semantic-convention registry, the rule that decided each field and the keys no key rule matched. "
+        "Never prints a value: counts, shares, lengths and keyed hashes (a key that looks personal is "
+        "shown as its hash). Exit 3 when --fail-on names a kind that was found.",
+    )
+    audit.add_argument("--policy", required=True, help="policy file")
+    audit.add_argument("--signal", choices=("traces", "metrics", "logs"),
+                       help="signal of protobuf inputs (default: from the file name; OTLP-JSON says its own)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument("--fail-on", metavar="KIND[,KIND]", default="",
+                       help="exit 3 if any of these kinds survived: detector names (email, ipv4, credit_card, ...), "
+                       "uuid, digits, high_entropy, high_cardinality, free_text, or the groups secrets, ip, card, "
+                       "detectors, identifiers, any")
+    audit.add_argument("inputs", nargs="*", metavar="IN", help="input files (default: stdin)")
     return parser
 
 
@@ -95,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return apply(args)
     if args.command == "test":
         return test(args.policy)
+    if args.command == "audit":
+        return audit(args)
     return serve(args)
 
 
@@ -201,3 +229,92 @@ def test(path: str) -> int:
         print(f"{path}: no tests: cases")
         return EXIT_RUNTIME
     return offline.run_tests(policy, cases, path)
+
+
+def audit(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from redact_proxy.audit import Auditor, expand_kinds, inputs, report
+    from redact_proxy.errors import RedactionFailed, RequestError
+    from redact_proxy.engine import Engine
+    from redact_proxy.pipeline import _redact
+    from redact_proxy.signals import BY_NAME
+
+    try:
+        fail_on = expand_kinds(args.fail_on.split(","))
+    except ValueError as exc:
+        print(f"redact-proxy audit: --fail-on: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        policy, own_key = _audit_policy(args.policy)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"redact-proxy audit: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    auditor, engine = Auditor(policy, policy_key=own_key), Engine(policy)
+    paths = args.inputs or ["-"]
+    try:
+        sizes = [0 if p == "-" else os.path.getsize(p) for p in paths]
+    except OSError as exc:
+        print(f"redact-proxy audit: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    total = sum(sizes)
+    progress = sys.stderr.isatty() and total >= AUDIT_PROGRESS_BYTES
+    shown, requests, read = 0.0, 0, 0
+    for index, path in enumerate(paths, 1):
+        name = "stdin" if path == "-" else path
+        try:
+            data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+            for body in inputs.read(name, data, args.signal):
+                batch, rep = _redact(BY_NAME[body.signal], body.data, body.fmt, engine)
+                auditor.observe(body.signal, batch.message, rep)
+                requests += 1
+                read += len(body.data)
+                if progress and time.monotonic() - shown > 0.5:  # counts only, like everything printed
+                    shown = time.monotonic()
+                    print(f"\raudit: input {index}/{len(paths)}, {requests} requests, {read >> 20} MiB of OTLP read",
+                          end="", file=sys.stderr)
+        except ConfigError as exc:
+            for line in exc.errors:
+                print(f"redact-proxy audit: {line}", file=sys.stderr)
+            return EXIT_CONFIG
+        except RedactionFailed as exc:
+            print(f"redact-proxy audit: {name}: {exc}", file=sys.stderr)
+            return EXIT_RUNTIME
+        except RequestError as exc:  # not OTLP; the message names the place, never the content
+            print(f"redact-proxy audit: {name}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        except OSError as exc:
+            print(f"redact-proxy audit: {exc.filename or name}: {exc.strerror}", file=sys.stderr)
+            return EXIT_RUNTIME
+    if progress:
+        print("\r\033[K", end="", file=sys.stderr)
+    snap = auditor.snapshot()
+    if args.json:
+        print(json.dumps(snap, indent=2))
+    else:
+        sys.stdout.write(report.render(snap, f" from {len(paths)} input(s)"))
+    failed = report.failing(snap, fail_on)
+    if failed:
+        print("redact-proxy audit: --fail-on: " + ", ".join(f"{k} {n}" for k, n in failed.items()), file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _audit_policy(path: str):
+    """The policy, and whether hashes are under its own key. Without the key in the
+    environment a random one is used: an audit in CI needs no production secret, and
+    its hashes then compare within the run only (never a fixed, guessable test key)."""
+    import secrets
+
+    from redact_proxy.policy.compile import compile_policy
+    from redact_proxy.policy.schema import DEFAULT_KEY_ENV, load_file
+
+    doc = load_file(path)
+    environ = dict(os.environ)
+    key_env = doc.hash.key_env or DEFAULT_KEY_ENV
+    if doc.hash.algorithm == "hmac-sha256" and doc.hash.key_file is None and not environ.get(key_env):
+        environ[key_env] = secrets.token_hex(32)
+        return compile_policy(doc, environ), False
+    return compile_policy(doc, environ), True

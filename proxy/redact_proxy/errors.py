@@ -290,3 +290,4 @@ HTTP_TO_GRPC = {
 EXIT_OK = 0
 EXIT_RUNTIME = 1  # could not start or run: port taken, unreadable TLS file, bad input file, ...
 EXIT_CONFIG = 2  # invalid options or policy (ConfigError)
+EXIT_FINDINGS = 3  # audit --fail-on: a finding of a named kind survived the policy

@@ -90,7 +90,13 @@ class Service:
         s = self.settings
         self.forwarder = build_forwarder(s, self.telemetry)
         await self.forwarder.start()
-        self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes)
+        auditor = None
+        if s.audit:
+            from redact_proxy.audit import Auditor
+
+            auditor = self.admin.auditor = Auditor(policy, self.telemetry.audit_found)
+        self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes,
+                                 auditor)
         if s.admin_listen:
             await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
         if s.grpc_listen:

@@ -108,6 +108,11 @@ def _choice(*choices: str, fold: bool = False) -> Parser:
     return parse
 
 
+def _switch(text: str, name: str, environ) -> bool:
+    """on or off (case and surrounding blanks aside)."""
+    return _choice("on", "off", fold=True)(text.strip(), name, environ) == "on"
+
+
 def _file(text: str, name: str, environ) -> Path:
     p = Path(text)
     if not p.is_file():
@@ -207,6 +212,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--queue-max-bytes", str(QUEUE_MAX_BYTES),
            "bound of the persistent queue, in bytes of batches not yet delivered; when full, new batches are "
            "refused (503/UNAVAILABLE)", _at_least(QUEUE_MIN_BYTES), "bytes"),
+    Option("--audit", "off",
+           "on or off: shadow audit of what survives the policy, counted in redact_proxy_audit_findings_total and "
+           "served as JSON at /audit on the admin port (values never kept; bare --audit = on)", _switch),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -334,6 +342,7 @@ class Settings:
     event_loop: str
     queue_dir: Path | None  # this process's own directory: --queue-dir/worker-<index>
     queue_max_bytes: int  # bytes
+    audit: bool  # --audit: shadow audit after each scrub (audit/)
     # The process model. worker_index: this process's index under a --workers supervisor
     # (REDACT_PROXY_WORKER), None for a process on its own (or the supervisor itself).
     # reuse_port: bind with SO_REUSEPORT, so the kernel spreads connections over the

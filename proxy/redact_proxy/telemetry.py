@@ -89,6 +89,11 @@ METRICS: tuple[Metric, ...] = (
            (("multiprocess_mode", "livesum"),)),
     Metric("queue_dropped", Counter, "redact_proxy_queue_dropped", "",
            "Persistent queue: batches given up, by reason (rejected, corrupt, torn).", ("reason",)),
+    # --audit: what survived the policy, by finding kind (audit/shapes.py KINDS, a closed
+    # set); never a key or a value in a label.
+    Metric("audit_findings", Counter, "redact_proxy_audit_findings", "",
+           "Audit (--audit): values that still look personal after the policy, by signal, level and kind.",
+           ("signal", "level", "kind")),
 )
 # Counted by the --workers supervisor, outside any Telemetry: only exposed (summed from
 # the multiprocess directory) when there is a supervisor.
@@ -130,11 +135,13 @@ class Telemetry:
     queue_bytes: Gauge
     queue_records: Gauge
     queue_dropped: Counter
+    audit_findings: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         for metric in METRICS:
             setattr(self, metric.attr, declare(metric, self.registry))
+        self._audit_handles: dict[tuple[str, str, str], Counter] = {}
         self._policy_sha: str | None = None
         for result in ("success", "failure"):
             self.policy_reloads.labels(result)
@@ -162,6 +169,16 @@ class Telemetry:
 
     def upstream_error(self, signal: Signal, code: str) -> None:
         self.upstream_errors.labels(signal.name, code).inc()
+
+    def audit_found(self, signal: str, found: dict) -> None:
+        """One request's audit findings, {(level, kind): n}. Children are made on first
+        use: the label space is bounded (signals x levels x kinds) but mostly empty."""
+        handles = self._audit_handles
+        for (level, kind), n in found.items():
+            child = handles.get((signal, level, kind))
+            if child is None:
+                child = handles[(signal, level, kind)] = self.audit_findings.labels(signal, level, kind)
+            child.inc(n)
 
     def rules_for(self, policy: CompiledPolicy) -> dict[Signal, tuple[list, list]]:
         """Per signal: (redaction counter per rule index, drop counter per rule index);

@@ -19,7 +19,7 @@ REQUIRED_ALERTS = {
     "APIDown", "DatabaseConnectionPoolExhausted", "APIHighErrorRate", "APIHighLatency",
     "P2PFallbackSustained", "P2PFallbackActivated", "HighCPUUsage",
     "RedactProxyDown", "RedactProxyUpstreamErrors", "RedactProxyRefusing",
-    "RedactProxyPolicyReloadFailed",
+    "RedactProxyPolicyReloadFailed", "RedactProxyPersonalDataSurvives",
 }
 # SPEC section 7; histograms expose _bucket/_sum/_count.
 SPEC_METRICS = {
@@ -28,6 +28,7 @@ SPEC_METRICS = {
     "redact_proxy_forwarded_items_total", "redact_proxy_upstream_errors_total",
     "redact_proxy_request_duration_seconds", "redact_proxy_redact_duration_seconds",
     "redact_proxy_inflight_requests", "redact_proxy_policy_reloads_total", "redact_proxy_policy_info",
+    "redact_proxy_audit_findings_total",  # serve --audit (README, Audit)
 }
 
 
