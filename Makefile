@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --retries 10 --timeout 60
 
-.PHONY: install run lint test test-fast test-unit bench fuzz fuzz-engine check-policies clean
+.PHONY: install run lint test test-fast test-wheel test-unit bench fuzz fuzz-engine check-policies clean
 
 # native/ is the Rust engine (core: plain Rust; python: the PyO3 shell), built by maturin into
 # the package by pip; needs cargo.
@@ -40,6 +40,21 @@ test: install lint
 	cd native && cargo test -p redact-core --quiet
 	$(MAKE) fuzz-engine ENGINE_FUZZ_SECONDS=30
 	$(PY) -m pytest
+	$(MAKE) test-wheel
+
+# The route a user installs by: the wheel pip builds from this tree, installed into a fresh
+# venv with nothing else, and the integration tests run against that installed copy (not
+# the source tree), so a packaging break fails CI.
+WHEEL_VENV := .cache/wheel-venv
+test-wheel: install
+	rm -rf .cache/dist $(WHEEL_VENV)
+	$(PIP) wheel --no-deps -q -w .cache/dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --disable-pip-version-check --retries 10 --timeout 60 \
+		"$$(ls .cache/dist/redact_proxy-*.whl)[test]"
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/python -c "import redact_proxy, sys; \
+		sys.exit(0 if '/site-packages/' in redact_proxy.__file__ else 'redact_proxy is not the installed copy')"
+	$(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integration
 
 # Seconds: the in-process tests of policy, scrubber, codec, pipeline, receivers, errors
 # and telemetry (no sockets, no subprocesses, no hypothesis searches: `-m fast`).

@@ -218,11 +218,18 @@ def render(bench, info: dict, started: float, finished: float, load_before: str,
               f"{info['nproc']} cores: two workers on a {info['nproc']}-core machine that also runs the load cannot get "
               "two whole cores.", ""]
 
-    L += ["## Targets (issue 4)", "", "| target | measured | met |", "| --- | --- | :---: |"]
+    L += ["## Targets (issue 12)", "", "| target | measured | met |", "| --- | --- | :---: |"]
 
-    def target(name: str, value: float | None, limit: float, fmt: str, lower: bool = True) -> None:
+    def target(name: str, value: float | None, limit: float, fmt: str, lower: bool = True,
+               floor: float | None = None) -> None:
+        """``floor``: a measured value below it cannot be true (an added latency below
+        zero means the baseline was noisier than the system): the run is noisy, and is
+        reported so, never as met."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             L.append(f"| {name} | – | – |")
+            return
+        if floor is not None and value < floor:
+            L.append(f"| {name} | {format(value, fmt)} | noisy: rerun |")
             return
         ok = value <= limit if lower else value >= limit
         L.append(f"| {name} | {format(value, fmt)} | {'yes' if ok else 'no'} |")
@@ -233,16 +240,19 @@ def render(bench, info: dict, started: float, finished: float, load_before: str,
             return None
         return x[field_] / b[field_]
 
-    target("CPU per span, doctrine traces: (a) / (b) ≤ 1.0 (stretch 0.5)", ratio_of("traces", "proxy-w1", BASE, "cpu_per_m"), 1.0, ".2f")
-    target("no sensitive key: (a) / (d) CPU per span ≤ 1.2", ratio_of("traces-clean", "proxy-w1", FLOOR, "cpu_per_m"), 1.2, ".2f")
+    for wl in ("traces", "metrics", "logs"):
+        target(f"CPU per item, doctrine {wl}: (a) / (d) pass-through ≤ 1.0",
+               ratio_of(wl, "proxy-w1", FLOOR, "cpu_per_m"), 1.0, ".2f")
+    target("CPU per span, doctrine traces: (a) / (b') attributes, exact keys ≤ 0.7",
+           ratio_of("traces", "proxy-w1", "collector-attributes-keys", "cpu_per_m"), 0.7, ".2f")
     if lat_w and agg.get((lat_w.name, "proxy-w1")) and agg.get((lat_w.name, "direct:proxy-w1")):
         pa, pd = agg[(lat_w.name, "proxy-w1")]["latency_ms"]["p99"], agg[(lat_w.name, "direct:proxy-w1")]["latency_ms"]["p99"]
-        target(f"added p99 latency at half saturation, {lat_w.batch}-span batches ≤ 5 ms",
-               None if pa is None or pd is None else pa - pd, 5.0, ".2f")
-    target("--workers 2 / --workers 1 throughput ≥ 1.7", ratio_of("traces", "proxy-w2", "proxy-w1", "items_per_s"), 1.7, ".2f", lower=False)
+        target(f"added p99 latency at half saturation, {lat_w.batch}-span batches ≤ 2 ms",
+               None if pa is None or pd is None else pa - pd, 2.0, ".2f", floor=0.0)
+    target("--workers 2 / --workers 1 throughput ≥ 1.8", ratio_of("traces", "proxy-w2", "proxy-w1", "items_per_s"), 1.8, ".2f", lower=False)
     rss = [agg[(w.name, k)]["rss_max_process"] / MiB for w in ws if not w.open_loop
            for k in ("proxy-w1", "proxy-w2") if (w.name, k) in agg]
-    target("peak RSS per worker at saturation ≤ 150 MB", max(rss) if rss else None, 150.0, ".0f")
+    target("peak RSS per worker at saturation ≤ 100 MB", max(rss) if rss else None, 100.0, ".0f")
     L.append("")
 
     problems = [(r.workload, r.system, r.round, r.error) for r in bench.results if r.error]

@@ -11,11 +11,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from helpers import inproc
 from redact_proxy import pipeline as pipeline_module
-from redact_proxy.codec import Format
+from redact_proxy.codec import Format, encode
+from redact_proxy.engine import Engine
 from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamUnavailable
-from redact_proxy.signals import BY_NAME
-
-TRACES = BY_NAME["traces"]
+from redact_proxy.signals import TRACES, Transport
 
 
 def _body(*attrs: tuple[str, str], spans: int = 1) -> bytes:
@@ -29,18 +28,19 @@ def _body(*attrs: tuple[str, str], spans: int = 1) -> bytes:
     return req.SerializeToString()
 
 
-def _keys(batch) -> list[str]:
-    return [kv.key for rs in batch.message.resource_spans for ss in rs.scope_spans for sp in ss.spans
-            for kv in sp.attributes]
+def _keys(sent: bytes) -> list[str]:
+    """The attribute keys of the request as it left the proxy (the recorder's bytes)."""
+    req = ExportTraceServiceRequest.FromString(sent)
+    return [kv.key for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans for kv in sp.attributes]
 
 
 async def test_a_body_is_scrubbed_forwarded_and_counted():
     rec = inproc.Recorder()
     p = inproc.pipeline(rec)
-    await p.export(TRACES, "http", _body(("secret", "s3cr3t"), ("plain", "x"), spans=2), Format.PROTOBUF)
-    [batch] = rec.batches
-    assert _keys(batch) == ["plain", "plain"]
-    assert b"s3cr3t" not in batch.to_bytes(Format.PROTOBUF)
+    await p.export(TRACES, Transport.HTTP, _body(("secret", "s3cr3t"), ("plain", "x"), spans=2), Format.PROTOBUF)
+    [sent] = rec.sent
+    assert _keys(sent) == ["plain", "plain"]
+    assert b"s3cr3t" not in sent
     t = p.telemetry
     assert inproc.sample(t, "redact_proxy_received_items_total", signal="traces", transport="http") == 2
     assert inproc.sample(t, "redact_proxy_forwarded_items_total", signal="traces") == 2
@@ -51,30 +51,36 @@ async def test_a_body_is_scrubbed_forwarded_and_counted():
 async def test_a_body_the_policy_leaves_alone_is_forwarded_as_it_came():
     rec = inproc.Recorder()
     body = _body(("plain", "x"))
-    await inproc.pipeline(rec).export(TRACES, "grpc", body, Format.PROTOBUF)
-    assert rec.batches[0].to_bytes(Format.PROTOBUF) == body
+    await inproc.pipeline(rec).export(TRACES, Transport.GRPC, body, Format.PROTOBUF)
+    assert rec.sent == [body]
 
 
 def test_admission_refuses_past_either_budget_and_releases_on_exit():
     p = inproc.pipeline(inproc.Recorder(), max_inflight=2, max_inflight_bytes=100)
-    with p.admit(60):
+    with p.admission(60):
         with pytest.raises(Overloaded):
-            p.admit(41)  # bytes
-        with p.admit(40), pytest.raises(Overloaded):
-            p.admit(0)  # requests
+            p.admission(41)  # bytes
+        with p.admission(40), pytest.raises(Overloaded):
+            p.admission(0)  # requests
     assert (p.inflight, p.inflight_bytes) == (0, 0)
     assert Overloaded("m").outcome().http_status == 503
 
 
-async def test_a_failing_scrub_refuses_the_batch(monkeypatch):
-    def broken(*_args):
-        raise KeyError("a bug")
+def _broken(*_args):
+    raise KeyError("a bug")
 
-    monkeypatch.setattr(pipeline_module, "scrub", broken)
+
+# Each scrubber the pipeline runs, broken in turn, on a body of the path it takes:
+# protobuf of known fields goes to the native engine, OTLP-JSON to the reference scrubber.
+@pytest.mark.parametrize("fmt, broken", [(Format.PROTOBUF, (Engine, "scrub")),
+                                         (Format.JSON, (pipeline_module, "scrub"))], ids=["engine", "reference"])
+async def test_a_failing_scrub_refuses_the_batch(monkeypatch, fmt, broken):
+    monkeypatch.setattr(*broken, _broken)
     rec = inproc.Recorder()
+    # Not provably untouched (a key the policy acts on), so a scrub runs.
+    body = encode(ExportTraceServiceRequest.FromString(_body(("secret", "x"))), fmt)
     with pytest.raises(RedactionFailed):
-        # Not provably untouched (a key the policy acts on), so the scrub walk runs.
-        await inproc.pipeline(rec).export(TRACES, "http", _body(("secret", "x")), Format.PROTOBUF)
+        await inproc.pipeline(rec).export(TRACES, Transport.HTTP, body, fmt)
     assert rec.batches == []
 
 
@@ -87,7 +93,7 @@ hash: {algorithm: sha256}
 rules:
   - {name: drop-health, action: drop, when: {key: route, equals: /healthz}}
 """)
-    response = await inproc.pipeline(rec, compiled).export(TRACES, "http", _body(("route", "/healthz"), spans=3),
+    response = await inproc.pipeline(rec, compiled).export(TRACES, Transport.HTTP, _body(("route", "/healthz"), spans=3),
                                                            Format.PROTOBUF)
     assert response == TRACES.response()
 
@@ -97,6 +103,6 @@ async def test_an_upstream_error_is_counted_and_passed_on():
     rec.fail = UpstreamUnavailable("upstream unreachable (ConnectionRefusedError)", code="connect")
     p = inproc.pipeline(rec)
     with pytest.raises(UpstreamUnavailable):
-        await p.export(TRACES, "grpc", _body(("plain", "x")), Format.PROTOBUF)
+        await p.export(TRACES, Transport.GRPC, _body(("plain", "x")), Format.PROTOBUF)
     assert inproc.sample(p.telemetry, "redact_proxy_upstream_errors_total", signal="traces", code="connect") == 1
     assert inproc.sample(p.telemetry, "redact_proxy_forwarded_items_total", signal="traces") == 0

@@ -13,7 +13,7 @@ import socket
 
 from google.protobuf.message import Message
 
-from redact_proxy.codec import Batch
+from redact_proxy.codec import Batch, Format
 from redact_proxy.pipeline import Pipeline
 from redact_proxy.policy import CompiledPolicy
 from redact_proxy.policy.compile import compile_policy
@@ -57,18 +57,26 @@ def settings(**overrides: str | None) -> Settings:
 
 
 class Recorder:
-    """A forwarder that keeps the batches it is given; raises ``fail`` instead when set."""
+    """A forwarder that keeps the batches it is given and the bytes it sends of each
+    (``sent``: in its ``wire_format``, ``wire``, as the pipeline had the codec make them,
+    read the one way a real forwarder reads them); raises ``fail`` instead when set."""
 
-    def __init__(self) -> None:
+    def __init__(self, wire: Format = Format.PROTOBUF) -> None:
+        self.wire = wire
         self.batches: list[Batch] = []
+        self.sent: list[bytes] = []
         self.fail: Exception | None = None
 
     async def start(self) -> None:
         pass
 
+    def wire_format(self, fmt: Format) -> Format:
+        return self.wire
+
     async def forward(self, batch: Batch) -> Message:
         if self.fail is not None:
             raise self.fail
+        self.sent.append(batch.encoded(self.wire))  # raises if the pipeline did not encode it first
         self.batches.append(batch)
         return batch.signal.response()
 

@@ -79,7 +79,7 @@ async def test_without_the_token_the_call_is_unauthenticated(served):
 @pytest.mark.receiver_options(max_inflight="1")
 async def test_past_the_inflight_budget_the_call_is_unavailable_with_a_retry_hint(served):
     call, rec, pipe = served
-    with pipe.admit(1), pytest.raises(grpc.aio.AioRpcError) as info:
+    with pipe.admission(1), pytest.raises(grpc.aio.AioRpcError) as info:
         await call(_body())
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     [detail] = _status(info.value).details

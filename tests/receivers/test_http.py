@@ -109,7 +109,7 @@ async def test_without_the_token_a_client_learns_nothing_else(served):
 @pytest.mark.receiver_options(max_inflight="1")
 async def test_past_the_inflight_budget_the_answer_is_503_with_retry_after(served):
     client, rec, pipe = served
-    with pipe.admit(1):  # the one request the budget allows is in progress
+    with pipe.admission(1):  # the one request the budget allows is in progress
         answer = await client.post("/v1/traces", data=_body(), headers=PROTOBUF)
     assert answer.status == 503 and answer.headers["Retry-After"].isdigit()
     assert rec.batches == []
