@@ -29,4 +29,5 @@
 //! Modules: `walk` (the triage walk above); more of the per-request engine lands here, each
 //! in its own module, all plain Rust.
 
+pub mod json;
 pub mod walk;
