@@ -203,8 +203,15 @@ impl<'t> Conv<'t> {
                 let key = i;
                 let value = i + 1;
                 i = self.node(value).next;
-                let (name, _) = self.text_of(key);
+                let (name, surrogate) = self.text_of(key);
                 let Some(f) = msg.field_by_member(&name) else {
+                    if surrogate {
+                        // ParseDict's lookup by proto name raises on it (upb cannot encode it).
+                        return Err(JsonError::new(format!(
+                            "body is not valid OTLP-JSON: a member of {} has a name that is not valid Unicode",
+                            msg.name
+                        )));
+                    }
                     if extension_like(&name) {
                         return Err(JsonError::new(format!(
                             "body is not valid OTLP-JSON: {} has no extensions, and a member is named like one",
