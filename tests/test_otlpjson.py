@@ -372,6 +372,47 @@ def test_mutated_protobuf_is_refused_or_encoded_alike(case, ops):
 # --- fixed hostile cases -----------------------------------------------------------------
 
 
+def _dp(kind: str, point: dict) -> dict:
+    return {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "m", kind: {"dataPoints": [point]}}]}]}]}
+
+
+# One field of each type and shape, as a body with that member set to a placeholder.
+FIELD_SLOTS = {
+    "string": (TRACES, lambda v: _span(name=v)), "id": (TRACES, lambda v: _span(traceId=v)),
+    "enum": (TRACES, lambda v: _span(kind=v)), "fixed64": (TRACES, lambda v: _span(startTimeUnixNano=v)),
+    "uint32": (TRACES, lambda v: _span(droppedAttributesCount=v)), "fixed32": (TRACES, lambda v: _span(flags=v)),
+    "oneof-string": (TRACES, lambda v: _attr({"stringValue": v})), "bool": (TRACES, lambda v: _attr({"boolValue": v})),
+    "int64": (TRACES, lambda v: _attr({"intValue": v})), "double": (TRACES, lambda v: _attr({"doubleValue": v})),
+    "bytes": (TRACES, lambda v: _attr({"bytesValue": v})), "int32": (TRACES, lambda v: _attr({"stringValueStrindex": v})),
+    "message": (TRACES, lambda v: {"resourceSpans": [{"resource": v}]}),
+    "messages": (TRACES, lambda v: _span(attributes=v)),
+    "log-enum": (LOGS, lambda v: {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"severityNumber": v}]}]}]}),
+    "sint32": (METRICS, lambda v: _dp("exponentialHistogram", {"scale": v})),
+    "sfixed64": (METRICS, lambda v: _dp("gauge", {"asInt": v})),
+    "optional-double": (METRICS, lambda v: _dp("histogram", {"sum": v})),
+    "packed-fixed64": (METRICS, lambda v: _dp("histogram", {"bucketCounts": v})),
+    "packed-double": (METRICS, lambda v: _dp("histogram", {"explicitBounds": v})),
+    "packed-uint64": (METRICS, lambda v: _dp("exponentialHistogram", {"positive": {"bucketCounts": v}})),
+    "repeated-string": (TRACES, lambda v: {"resourceSpans": [{"resource": {"entityRefs": [{"idKeys": v}]}}]}),
+}
+
+
+@pytest.mark.parametrize("slot", FIELD_SLOTS)
+def test_every_tricky_value_in_every_field_type_reads_alike(slot):
+    signal, make = FIELD_SLOTS[slot]
+    placeholder = "\x00PLACEHOLDER\x00"
+    template = dump(json.loads(json.dumps(make(placeholder)), object_pairs_hook=Obj))
+    accepted = 0
+    for value in TRICKY + [[v] for v in TRICKY] + [[TRICKY[3], TRICKY[4]]]:
+        body = template.replace(json.dumps(placeholder), dump(value)).encode()
+        ref = ref_decode(signal, body)
+        assert nat_decode(signal, body) == ref, (slot, value)
+        accepted += ref != REFUSED
+    assert accepted  # each field takes some of them
+
+
+
+
 @pytest.mark.parametrize("body", [b for f, b in MALFORMED if f is Format.JSON])
 def test_the_codec_tests_malformed_json_is_refused_by_both(body):
     assert ref_decode(TRACES, body) == REFUSED

@@ -491,6 +491,15 @@ impl<'t> Conv<'t> {
                     _ => None,
                 };
                 let number = number.ok_or_else(|| shape(owner, field, "an enum number"))?;
+                // ParseDict looks the number up in upb's values_by_number, which reads an
+                // int64 as its low 32 bits: 2**32 + 1 is value 1. Only an unknown number
+                // goes on to the int32 range check.
+                if let Ok(wide) = i64::try_from(number) {
+                    let low = wide as i32;
+                    if self.schema.enums[field.target].iter().any(|&(_, v)| v == low) {
+                        return Ok(Scalar::Int(low.into()));
+                    }
+                }
                 self.in_range(owner, field, number)
             }
             _ => {
