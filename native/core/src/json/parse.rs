@@ -231,6 +231,18 @@ impl Parser<'_> {
         let mut flags = 0;
         let b = self.b;
         loop {
+            // Eight bytes at a time while none is a quote, a backslash or a control byte.
+            while let Some(chunk) = b.get(i..i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                const ONES: u64 = 0x0101_0101_0101_0101;
+                const HIGH: u64 = 0x8080_8080_8080_8080;
+                let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+                let stop = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+                if stop != 0 {
+                    break;
+                }
+                i += 8;
+            }
             while i < b.len() && !STOP[b[i] as usize] {
                 i += 1;
             }

@@ -95,7 +95,7 @@ const FLAGS: u8 = REPEATED | PRESENCE | PACKED;
 pub const MAX_FIELD: u32 = 4096;
 
 /// Most oneofs in one message (a bit each).
-pub const MAX_ONEOF: u8 = 32;
+pub const MAX_ONEOF: u8 = 8;
 
 /// One field as Python gives it:
 /// `(number, name, json_name, type, flags, target, id_length, oneof)`. `type` is the
@@ -130,8 +130,10 @@ pub struct Message {
     pub fields: Vec<Field>,
     /// number -> index into `fields` + 1 (0: unknown).
     by_number: Vec<u16>,
-    /// (member name, field index), both spellings; a short list, searched linearly.
-    by_member: Vec<(Box<[u8]>, u16)>,
+    /// (quick key, member name, field index), both spellings; a short list, searched
+    /// linearly, comparing names only where the quick key (length, first and last byte)
+    /// matches.
+    by_member: Vec<(u32, Box<[u8]>, u16)>,
     /// Root members that belong to another export request, with what to call it.
     pub foreign: Vec<(Box<[u8]>, Box<str>)>,
 }
@@ -145,7 +147,8 @@ impl Message {
 
     #[inline]
     pub fn field_by_member(&self, member: &[u8]) -> Option<usize> {
-        self.by_member.iter().find(|(name, _)| **name == *member).map(|&(_, i)| usize::from(i))
+        let key = quick_key(member);
+        self.by_member.iter().find(|(k, name, _)| *k == key && **name == *member).map(|&(_, _, i)| usize::from(i))
     }
 }
 
@@ -154,6 +157,15 @@ pub struct JsonSchema {
     pub messages: Vec<Message>,
     /// Per enum: (name, number).
     pub enums: Vec<Vec<(Box<[u8]>, i32)>>,
+}
+
+#[inline]
+fn quick_key(name: &[u8]) -> u32 {
+    match name {
+        [] => 0,
+        [first, .., last] => (name.len() as u32) << 16 | u32::from(*first) << 8 | u32::from(*last),
+        [one] => 1 << 16 | u32::from(*one) << 8 | u32::from(*one),
+    }
 }
 
 fn put_varint(out: &mut [u8; 5], mut n: u32) -> u8 {
@@ -225,17 +237,17 @@ impl JsonSchema {
             fields.sort_by_key(|f| f.number);
             let top = fields.last().map_or(0, |f| f.number as usize);
             let mut by_number = vec![0u16; top + 1];
-            let mut by_member: Vec<(Box<[u8]>, u16)> = Vec::new();
+            let mut by_member: Vec<(u32, Box<[u8]>, u16)> = Vec::new();
             for (i, f) in fields.iter().enumerate() {
                 if by_number[f.number as usize] != 0 {
                     return Err(format!("{mname}: field number {} listed twice", f.number));
                 }
                 by_number[f.number as usize] = i as u16 + 1;
                 for member in [&*f.json_name, &*f.name] {
-                    match by_member.iter().find(|(m, _)| **m == *member.as_bytes()) {
-                        Some(&(_, j)) if usize::from(j) == i => {}
+                    match by_member.iter().find(|(_, m, _)| **m == *member.as_bytes()) {
+                        Some(&(_, _, j)) if usize::from(j) == i => {}
                         Some(_) => return Err(format!("{mname}: member name {member} names two fields")),
-                        None => by_member.push((member.as_bytes().into(), i as u16)),
+                        None => by_member.push((quick_key(member.as_bytes()), member.as_bytes().into(), i as u16)),
                     }
                 }
             }

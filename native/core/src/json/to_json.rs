@@ -120,40 +120,58 @@ fn packed_ok(kind: Kind, data: &[u8]) -> bool {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// `json.dumps` of a str with `ensure_ascii`.
+/// `json.dumps` of a str with `ensure_ascii` (the text was checked as UTF-8 on reading).
 fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    let text = std::str::from_utf8(s).unwrap_or(""); // checked while reading
     let mut plain = 0;
-    let bytes = text.as_bytes();
-    for (i, c) in text.char_indices() {
-        let cp = c as u32;
-        if (0x20..0x7f).contains(&cp) && c != '"' && c != '\\' {
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\' {
+            i += 1;
             continue;
         }
-        out.extend_from_slice(&bytes[plain..i]);
-        plain = i + c.len_utf8();
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
+        out.extend_from_slice(&s[plain..i]);
+        let (cp, n) = match c {
+            0x00..=0x7f => (u32::from(c), 1),
+            0xc0..=0xdf => (u32::from(c & 0x1f) << 6 | u32::from(s[i + 1] & 0x3f), 2),
+            0xe0..=0xef => (u32::from(c & 0x0f) << 12 | u32::from(s[i + 1] & 0x3f) << 6 | u32::from(s[i + 2] & 0x3f), 3),
+            _ => (
+                u32::from(c & 0x07) << 18
+                    | u32::from(s[i + 1] & 0x3f) << 12
+                    | u32::from(s[i + 2] & 0x3f) << 6
+                    | u32::from(s[i + 3] & 0x3f),
+                4,
+            ),
+        };
+        i += n;
+        plain = i;
+        match cp {
+            0x22 => out.extend_from_slice(b"\\\""),
+            0x5c => out.extend_from_slice(b"\\\\"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let u = *unit;
+                let mut unit = |u: u32| {
                     out.extend_from_slice(b"\\u");
                     for shift in [12, 8, 4, 0] {
-                        out.push(HEX[usize::from(u >> shift & 0xf)]);
+                        out.push(HEX[(u >> shift & 0xf) as usize]);
                     }
+                };
+                if cp >= 0x10000 {
+                    let v = cp - 0x10000;
+                    unit(0xd800 | v >> 10);
+                    unit(0xdc00 | (v & 0x3ff));
+                } else {
+                    unit(cp);
                 }
             }
         }
     }
-    out.extend_from_slice(&bytes[plain..]);
+    out.extend_from_slice(&s[plain..]);
     out.push(b'"');
 }
 
@@ -161,7 +179,21 @@ fn push_int(out: &mut Vec<u8>, v: i128, quoted: bool) {
     if quoted {
         out.push(b'"');
     }
-    out.extend_from_slice(v.to_string().as_bytes());
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 40];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
     if quoted {
         out.push(b'"');
     }
@@ -312,16 +344,20 @@ impl<'a> Enc<'_, 'a> {
                 }
                 self.out.push(b']');
             } else if field.kind == Kind::Message {
-                let mut parts: Vec<&'a [u8]> = Vec::new();
-                let mut i = head;
-                while i != NONE {
-                    if i >= keep_from {
-                        parts.push(occs[i as usize].data);
-                    }
-                    i = occs[i as usize].next;
-                }
                 self.key(&mut first, field);
-                self.message(&parts, field.target, depth + 1)?;
+                if head == tail {
+                    self.message(&[occs[head as usize].data], field.target, depth + 1)?;
+                } else {
+                    let mut parts: Vec<&'a [u8]> = Vec::new();
+                    let mut i = head;
+                    while i != NONE {
+                        if i >= keep_from {
+                            parts.push(occs[i as usize].data);
+                        }
+                        i = occs[i as usize].next;
+                    }
+                    self.message(&parts, field.target, depth + 1)?;
+                }
             } else {
                 let occ = occs[tail as usize];
                 if !field.presence && Self::is_zero(field, occ) {
