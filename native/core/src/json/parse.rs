@@ -98,7 +98,7 @@ fn not_decodable() -> JsonError {
 
 /// UTF-16 or UTF-32 code units to UTF-8; a lone surrogate becomes its 3-byte form.
 fn decode_units(b: &[u8], width: usize, be: bool) -> Result<Cow<'static, [u8]>, JsonError> {
-    if b.len() % width != 0 {
+    if !b.len().is_multiple_of(width) {
         return Err(not_decodable());
     }
     let unit = |c: &[u8]| -> u32 {

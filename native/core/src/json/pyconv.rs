@@ -340,7 +340,7 @@ pub fn py_b64decode(s: &[u8], out: &mut Vec<u8>) -> Option<()> {
 
 /// `binascii.unhexlify(s)` of a str: ASCII hex digit pairs only.
 pub fn unhex(s: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     for pair in s.chunks_exact(2) {

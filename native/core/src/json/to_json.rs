@@ -104,8 +104,8 @@ fn accepts(field: &Field, wire: u8) -> bool {
 /// Whether a packed run is whole: varints or fixed-size values to its end.
 fn packed_ok(kind: Kind, data: &[u8]) -> bool {
     match kind.wire() {
-        1 => data.len() % 8 == 0,
-        5 => data.len() % 4 == 0,
+        1 => data.len().is_multiple_of(8),
+        5 => data.len().is_multiple_of(4),
         _ => {
             let mut pos = 0;
             while pos < data.len() {
