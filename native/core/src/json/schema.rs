@@ -133,7 +133,7 @@ pub struct Message {
     /// (quick key, member name, field index), both spellings; a short list, searched
     /// linearly, comparing names only where the quick key (length, first and last byte)
     /// matches.
-    by_member: Vec<(u32, Box<[u8]>, u16)>,
+    by_member: Vec<(u32, Box<[u8]>, u16, u8)>,
     /// Root members that belong to another export request, with what to call it.
     pub foreign: Vec<(Box<[u8]>, Box<str>)>,
 }
@@ -145,10 +145,12 @@ impl Message {
         (i != 0).then(|| usize::from(i) - 1)
     }
 
+    /// The field a member names, and which spelling it uses (0 json_name, 1 name).
     #[inline]
-    pub fn field_by_member(&self, member: &[u8]) -> Option<usize> {
+    pub fn field_by_member(&self, member: &[u8]) -> Option<(usize, u8)> {
         let key = quick_key(member);
-        self.by_member.iter().find(|(k, name, _)| *k == key && **name == *member).map(|&(_, _, i)| usize::from(i))
+        let &(_, _, i, spelling) = self.by_member.iter().find(|(k, name, _, _)| *k == key && **name == *member)?;
+        Some((usize::from(i), spelling))
     }
 }
 
@@ -237,17 +239,17 @@ impl JsonSchema {
             fields.sort_by_key(|f| f.number);
             let top = fields.last().map_or(0, |f| f.number as usize);
             let mut by_number = vec![0u16; top + 1];
-            let mut by_member: Vec<(u32, Box<[u8]>, u16)> = Vec::new();
+            let mut by_member: Vec<(u32, Box<[u8]>, u16, u8)> = Vec::new();
             for (i, f) in fields.iter().enumerate() {
                 if by_number[f.number as usize] != 0 {
                     return Err(format!("{mname}: field number {} listed twice", f.number));
                 }
                 by_number[f.number as usize] = i as u16 + 1;
-                for member in [&*f.json_name, &*f.name] {
-                    match by_member.iter().find(|(_, m, _)| **m == *member.as_bytes()) {
-                        Some(&(_, _, j)) if usize::from(j) == i => {}
+                for (spelling, member) in [&*f.json_name, &*f.name].into_iter().enumerate() {
+                    match by_member.iter().find(|(_, m, _, _)| **m == *member.as_bytes()) {
+                        Some(&(_, _, j, _)) if usize::from(j) == i => {}
                         Some(_) => return Err(format!("{mname}: member name {member} names two fields")),
-                        None => by_member.push((quick_key(member.as_bytes()), member.as_bytes().into(), i as u16)),
+                        None => by_member.push((quick_key(member.as_bytes()), member.as_bytes().into(), i as u16, spelling as u8)),
                     }
                 }
             }

@@ -102,12 +102,14 @@ enum Scalar<'t> {
     Scratch, // bytes in `Conv::scratch`
 }
 
-/// Per field of the message being built: the value node that stands, and (singular
-/// messages) the further objects merged into it.
+/// One message's work lists, kept per depth and reused (no allocation per message once
+/// warm).
 #[derive(Default)]
-struct St {
-    val: u32,
-    merged: Vec<u32>,
+struct Work {
+    vals: Vec<u32>,              // per field: the value node that stands, or NONE
+    merged: Vec<(u16, u32)>,     // further objects merged into a singular message field
+    events: Vec<(u16, u8, u32)>, // one object's known members: (field, spelling, value)
+    dropped: Vec<(u16, u32)>,    // values overridden or cleared: still checked
 }
 
 struct Conv<'t> {
@@ -117,12 +119,7 @@ struct Conv<'t> {
     schema: &'t JsonSchema,
     out: Out,
     scratch: Vec<u8>,
-    // Per-depth work lists, taken and put back around each message (no allocation per
-    // message once warm).
-    states: Vec<Vec<St>>,
-    events: Vec<Vec<(u16, u32)>>,
-    seen: Vec<Vec<u32>>,
-    dropped: Vec<Vec<(u16, u32)>>,
+    work: Vec<Work>,
 }
 
 fn shape(owner: &str, field: &Field, expected: &str) -> JsonError {
@@ -155,48 +152,29 @@ impl<'t> Conv<'t> {
             )));
         }
         let d = depth as usize;
-        if self.states.len() <= d {
-            self.states.resize_with(d + 1, Vec::new);
-            self.events.resize_with(d + 1, Vec::new);
-            self.seen.resize_with(d + 1, Vec::new);
-            self.dropped.resize_with(d + 1, Vec::new);
+        if self.work.len() <= d {
+            self.work.resize_with(d + 1, Work::default);
         }
-        let mut states = std::mem::take(&mut self.states[d]);
-        let mut events = std::mem::take(&mut self.events[d]);
-        let mut seen = std::mem::take(&mut self.seen[d]);
-        let mut dropped = std::mem::take(&mut self.dropped[d]);
-        let result = self.message_with(objs, m, depth, &mut states, &mut events, &mut seen, &mut dropped);
-        self.states[d] = states;
-        self.events[d] = events;
-        self.seen[d] = seen;
-        self.dropped[d] = dropped;
+        let mut work = std::mem::take(&mut self.work[d]);
+        let result = self.message_with(objs, m, depth, &mut work);
+        self.work[d] = work;
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn message_with(
-        &mut self,
-        objs: &[u32],
-        m: usize,
-        depth: u32,
-        states: &mut Vec<St>,
-        events: &mut Vec<(u16, u32)>,
-        seen: &mut Vec<u32>,
-        dropped: &mut Vec<(u16, u32)>,
-    ) -> Result<(), JsonError> {
+    fn message_with(&mut self, objs: &[u32], m: usize, depth: u32, w: &mut Work) -> Result<(), JsonError> {
         let schema = self.schema;
         let msg = &schema.messages[m];
         let n = msg.fields.len();
-        states.clear();
-        states.resize_with(n, || St { val: NONE, merged: Vec::new() });
-        dropped.clear();
+        w.vals.clear();
+        w.vals.resize(n, NONE);
+        w.merged.clear();
+        w.dropped.clear();
         let mut active = [NONE; super::schema::MAX_ONEOF as usize + 1];
         for &obj in objs {
             // This object's known members in dict order: a repeated key keeps its first
             // place and takes its last value.
-            events.clear();
-            seen.clear();
-            seen.resize(2 * n, NONE);
+            w.events.clear();
+            let mut seen = 0u64; // bit 2 * field + spelling (fields past 31: searched)
             let node = self.node(obj);
             let mut i = obj + 1;
             while i < node.next {
@@ -204,39 +182,24 @@ impl<'t> Conv<'t> {
                 let value = i + 1;
                 i = self.node(value).next;
                 let (name, surrogate) = self.text_of(key);
-                let Some(f) = msg.field_by_member(&name) else {
-                    if surrogate {
-                        // ParseDict's lookup by proto name raises on it (upb cannot encode it).
-                        return Err(JsonError::new(format!(
-                            "body is not valid OTLP-JSON: a member of {} has a name that is not valid Unicode",
-                            msg.name
-                        )));
-                    }
-                    if extension_like(&name) {
-                        return Err(JsonError::new(format!(
-                            "body is not valid OTLP-JSON: {} has no extensions, and a member is named like one",
-                            msg.name
-                        )));
-                    }
-                    if let Some((_, label)) = msg.foreign.iter().find(|(member, _)| **member == *name) {
-                        return Err(JsonError::new(format!(
-                            "OTLP-JSON body is an export request for {label}, not for this endpoint"
-                        )));
-                    }
+                let Some((f, spelling)) = msg.field_by_member(&name) else {
+                    self.unknown_member(msg, &name, surrogate, depth)?;
                     continue;
                 };
-                let spelling = usize::from(*name != *msg.fields[f].json_name.as_bytes());
-                let slot = &mut seen[2 * f + spelling];
-                if *slot == NONE {
-                    *slot = events.len() as u32;
-                    events.push((f as u16, value));
+                let bit = 2 * f + usize::from(spelling);
+                if bit < 64 && seen & 1 << bit == 0 {
+                    seen |= 1 << bit;
+                    w.events.push((f as u16, spelling, value));
+                } else if let Some(e) = w.events.iter_mut().find(|e| usize::from(e.0) == f && e.1 == spelling) {
+                    e.2 = value;
                 } else {
-                    events[*slot as usize].1 = value;
+                    w.events.push((f as u16, spelling, value));
                 }
             }
             // Replay them as ParseDict sets and clears fields.
             let mut used = 0u64;
-            for &(f, value) in events.iter() {
+            for k in 0..w.events.len() {
+                let (f, _, value) = w.events[k];
                 let fi = usize::from(f);
                 let field = &msg.fields[fi];
                 let o = usize::from(field.oneof);
@@ -245,7 +208,7 @@ impl<'t> Conv<'t> {
                         if o != 0 {
                             active[o] = NONE;
                         }
-                        drop_state(&mut states[fi], f, dropped);
+                        drop_field(w, fi);
                     }
                     continue;
                 }
@@ -260,35 +223,66 @@ impl<'t> Conv<'t> {
                     used |= 1 << o;
                     if active[o] != u32::from(f) {
                         if active[o] != NONE {
-                            let prev = active[o] as usize;
-                            drop_state(&mut states[prev], prev as u16, dropped);
+                            drop_field(w, active[o] as usize);
                         }
                         active[o] = u32::from(f);
                     }
                 }
-                let st = &mut states[fi];
-                if st.val == NONE {
-                    st.val = value;
+                if w.vals[fi] == NONE {
+                    w.vals[fi] = value;
                 } else if field.kind == Kind::Message && !field.repeated {
-                    st.merged.push(value);
+                    w.merged.push((f, value));
                 } else {
-                    dropped.push((f, st.val));
-                    st.val = value;
+                    w.dropped.push((f, w.vals[fi]));
+                    w.vals[fi] = value;
                 }
             }
         }
-        for (fi, st) in states.iter().enumerate() {
-            if st.val != NONE {
-                let field = &msg.fields[fi];
-                self.field(&msg.name, field, st.val, &st.merged, depth).map_err(|e| e.at(&field.json_name))?;
+        for fi in 0..n {
+            let value = w.vals[fi];
+            if value == NONE {
+                continue;
             }
+            let field = &msg.fields[fi];
+            let merged: Vec<u32> = if w.merged.is_empty() {
+                Vec::new()
+            } else {
+                w.merged.iter().filter(|e| usize::from(e.0) == fi).map(|e| e.1).collect()
+            };
+            self.field(&msg.name, field, value, &merged, depth).map_err(|e| e.at(&field.json_name))?;
         }
         // Overridden and cleared values: checked as ParseDict checked them, then dropped.
-        for &(f, value) in dropped.iter() {
+        for k in 0..w.dropped.len() {
+            let (f, value) = w.dropped[k];
             let field = &msg.fields[usize::from(f)];
             let mark = self.out.mark();
             self.field(&msg.name, field, value, &[], depth).map_err(|e| e.at(&field.json_name))?;
             self.out.reset(mark);
+        }
+        Ok(())
+    }
+
+    /// A member the schema lacks: skipped unread, unless ParseDict would choke on its name.
+    fn unknown_member(&self, msg: &super::schema::Message, name: &[u8], surrogate: bool, depth: u32) -> Result<(), JsonError> {
+        if surrogate {
+            // ParseDict's lookup by proto name raises on it (upb cannot encode it).
+            return Err(JsonError::new(format!(
+                "body is not valid OTLP-JSON: a member of {} has a name that is not valid Unicode",
+                msg.name
+            )));
+        }
+        if extension_like(name) {
+            return Err(JsonError::new(format!(
+                "body is not valid OTLP-JSON: {} has no extensions, and a member is named like one",
+                msg.name
+            )));
+        }
+        if depth == 1 {
+            if let Some((_, label)) = msg.foreign.iter().find(|(member, _)| **member == *name) {
+                return Err(JsonError::new(format!(
+                    "OTLP-JSON body is an export request for {label}, not for this endpoint"
+                )));
+            }
         }
         Ok(())
     }
@@ -524,11 +518,16 @@ impl<'t> Conv<'t> {
     }
 }
 
-fn drop_state(st: &mut St, f: u16, dropped: &mut Vec<(u16, u32)>) {
-    if st.val != NONE {
-        dropped.push((f, st.val));
-        dropped.extend(st.merged.drain(..).map(|v| (f, v)));
-        st.val = NONE;
+/// Clear field `fi` (its values, merged ones too, go to be checked and dropped).
+fn drop_field(w: &mut Work, fi: usize) {
+    if w.vals[fi] != NONE {
+        w.dropped.push((fi as u16, w.vals[fi]));
+        w.vals[fi] = NONE;
+        if !w.merged.is_empty() {
+            let (gone, kept): (Vec<_>, Vec<_>) = w.merged.iter().partition(|e| usize::from(e.0) == fi);
+            w.dropped.extend(gone);
+            w.merged = kept;
+        }
     }
 }
 
@@ -545,10 +544,7 @@ pub fn convert(tape: &Tape, schema: &JsonSchema, root: usize) -> Result<Vec<u8>,
         schema,
         out: Out { buf: Vec::with_capacity(tape.text.len()), holes: Vec::new(), saved: 0 },
         scratch: Vec::new(),
-        states: Vec::new(),
-        events: Vec::new(),
-        seen: Vec::new(),
-        dropped: Vec::new(),
+        work: Vec::new(),
     };
     conv.message(&[0], root, 1)?;
     Ok(conv.out.finish())
