@@ -179,7 +179,7 @@ class Raw(str):
 
 def dump(v) -> str:
     if isinstance(v, Obj):
-        return "{" + ",".join(json.dumps(k) + ":" + dump(x) for k, x in v) + "}"
+        return "{" + ",".join((k if isinstance(k, Raw) else json.dumps(k)) + ":" + dump(x) for k, x in v) + "}"
     if isinstance(v, list):
         return "[" + ",".join(dump(x) for x in v) + "]"
     if isinstance(v, Raw):
@@ -289,7 +289,8 @@ def _other_spelling(key: str) -> str:
 def edit(tree: Obj, draw, signal) -> None:
     slots = _slots(tree, [])
     container, i = draw(st.sampled_from(slots)) if slots else (tree, None)
-    op = draw(st.sampled_from(["replace", "replace", "repeat-key", "respell", "null", "extension", "foreign"]))
+    op = draw(st.sampled_from(["replace", "replace", "repeat-key", "respell", "null", "extension", "foreign",
+                               "escape-key"]))
     value = draw(tricky)
     if op == "foreign":
         other = draw(st.sampled_from([s for s in ALL if s is not signal]))
@@ -304,6 +305,8 @@ def edit(tree: Obj, draw, signal) -> None:
             container[i] = (key, value)
         elif op == "null":
             container[i] = (key, None)
+        elif op == "escape-key":  # the same member, its name spelled with an escape
+            container[i] = (Raw('"\\u%04x' % ord(key[0]) + key[1:] + '"') if key else key, old)
         elif op == "repeat-key":
             container.append((key, draw(st.sampled_from([value, old, None]))))
         else:

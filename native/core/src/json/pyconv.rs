@@ -268,6 +268,10 @@ pub fn float_to_int(f: f64) -> Option<i128> {
 /// `json_format._ConvertInteger` of a str: no ASCII space anywhere; `int(s)`, else an
 /// integer-valued `float(s)`.
 pub fn py_int_str(s: &[u8]) -> Option<i128> {
+    // The common case, plain digits that fit: what the slow path reads them as.
+    if !s.is_empty() && s.len() <= 38 && s.iter().all(u8::is_ascii_digit) {
+        return Some(s.iter().fold(0i128, |v, &c| v * 10 + i128::from(c - b'0')));
+    }
     if s.contains(&b' ') {
         return None;
     }
