@@ -327,7 +327,11 @@ def test_hostile_edits_are_refused_or_read_alike(case, data):
 
 
 def _seeds():
-    return [(BY_NAME[p.stem.split("-")[0]], p.read_bytes()) for p in sorted(CORPUS.glob("*.json"))]
+    seeds = [(BY_NAME[p.stem.split("-")[0]], p.read_bytes()) for p in sorted(CORPUS.glob("*.json"))]
+    # json.loads also detects UTF-16 and UTF-32 (with or without a BOM): so must otlpjson.
+    signal, body = seeds[-1]
+    text = json.dumps(json.loads(body), ensure_ascii=False)
+    return seeds + [(signal, text.encode(e)) for e in ("utf-16", "utf-16-be", "utf-32-le", "utf-8-sig")]
 
 
 SEEDS = _seeds()
@@ -350,7 +354,7 @@ def mutate(data: bytes, ops) -> bytes:
     return bytes(buf)
 
 
-@pytest.mark.parametrize("signal, body", SEEDS, ids=[s.name for s, _ in SEEDS])
+@pytest.mark.parametrize("signal, body", SEEDS, ids=[f"{s.name}-{i}" for i, (s, _) in enumerate(SEEDS)])
 def test_fuzz_corpus_reads_alike(signal, body):
     assert nat_decode(signal, body) == ref_decode(signal, body) != REFUSED
 
