@@ -27,6 +27,7 @@ const DECIMAL_ZEROS: &[u32] = &[
 /// Decoded text of a string node: escapes undone (an escaped surrogate pair joined, as
 /// Python's scanner joins it), and whether a surrogate code point is left in it. Python
 /// cannot encode such a string to UTF-8, so no string or bytes field takes it.
+#[inline]
 pub fn text<'t>(src: &'t [u8], node: &Node, surrogates: bool) -> (Cow<'t, [u8]>, bool) {
     let raw = &src[node.start as usize..node.end as usize];
     let raw_surrogate = surrogates && super::parse::has_surrogates(raw);
