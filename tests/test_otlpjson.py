@@ -376,6 +376,29 @@ def test_mutated_protobuf_is_refused_or_encoded_alike(case, ops):
     assert nat_encode(signal, pb) == ref_encode(signal, pb)
 
 
+PARTIAL = st.fixed_dictionaries({}, optional={
+    "rejectedSpans": st.one_of(st.integers(-2**63, 2**63 - 1), st.sampled_from(["7", "-1", "1e3", 1.5, None, "x"])),
+    "errorMessage": st.one_of(_texts, st.sampled_from([None, 5])),
+    "future": st.just([1])})
+
+
+@PROFILE
+@given(st.lists(st.tuples(st.sampled_from(["partialSuccess", "partial_success"]),
+                          st.one_of(st.none(), PARTIAL, st.sampled_from(["x", []]))), max_size=3))
+def test_responses_merge_both_spellings_as_parsedict_does(members):
+    # partial_success is the one singular message OTLP spells two ways: the later merges.
+    body = dump(Obj(members)).encode()
+    try:
+        ref = codec.decode_response(TRACES, body, Format.JSON).SerializeToString()
+    except MalformedRequest:
+        ref = REFUSED
+    try:
+        nat = otlpjson.decode_response(body, "traces")
+    except MalformedRequest:
+        nat = REFUSED
+    assert nat == ref
+
+
 # --- fixed hostile cases -----------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ export request -- ``json.loads`` + ``_prepare_json`` + ``json_format.ParseDict``
 unknown members ignored, and ``MessageToDict`` with integer enums + hex ids +
 compact ``json.dumps`` back -- without building Python objects. It knows no OTLP field:
 this module hands it, once at import, a table made from the protobuf descriptors in use
-(every message an export request can hold; per field its number, both JSON spellings,
+(every message an export request or response can hold; per field its number, both JSON spellings,
 descriptor type, presence, packing, oneof, enum or message target, and the id length
 ``validate.ID_LENGTHS`` gives trace and span ids), plus each request's root member names
 so that a body for another signal is refused as the codec refuses it.
@@ -42,10 +42,10 @@ _ID_NAMES = frozenset({"trace_id", "span_id", "parent_span_id"})
 
 
 def _messages() -> list[Descriptor]:
-    """Every message an export request can hold: the three requests first."""
+    """Every message an export request or response can hold."""
     order: list[Descriptor] = []
     seen: set[str] = set()
-    stack = [s.request.DESCRIPTOR for s in reversed(ALL)]
+    stack = [t.DESCRIPTOR for s in reversed(ALL) for t in (s.response, s.request)]
     while stack:
         d = stack.pop()
         if d.full_name in seen:
@@ -95,10 +95,11 @@ def _build() -> tuple[JsonSchema, dict[str, int]]:
         for f in other.request.DESCRIPTOR.fields for name in dict.fromkeys((f.json_name, f.name))
     ]
     roots = {s.name: index[s.request.DESCRIPTOR.full_name] for s in ALL}
-    return JsonSchema(tables, enums, foreign), roots
+    responses = {s.name: index[s.response.DESCRIPTOR.full_name] for s in ALL}
+    return JsonSchema(tables, enums, foreign), roots, responses
 
 
-_SCHEMA, _ROOTS = _build()
+_SCHEMA, _ROOTS, _RESPONSES = _build()
 
 
 def decode(body: bytes, signal_name: str) -> bytes:
@@ -116,5 +117,14 @@ def encode(pb: bytes, signal_name: str) -> bytes:
     ``pb``."""
     try:
         return pb_to_json(pb, _SCHEMA, _ROOTS[signal_name])
+    except ValueError as exc:
+        raise MalformedRequest(str(exc)) from None
+
+
+def decode_response(body: bytes, signal_name: str) -> bytes:
+    """An upstream's OTLP-JSON export response (which may carry partial_success) as
+    protobuf, as ``codec.decode_response`` reads it. Raises MalformedRequest."""
+    try:
+        return json_to_pb(body, _SCHEMA, _RESPONSES[signal_name])
     except ValueError as exc:
         raise MalformedRequest(str(exc)) from None
