@@ -92,7 +92,7 @@ def _query(expr: str, legend: str | None, ref: str, instant: bool) -> prometheus
 
 def _thresholds(p: Panel) -> db.ThresholdsConfig:
     steps = [model.Threshold(value=None, color=p.colors[0])]
-    steps += [model.Threshold(value=v, color=c) for v, c in zip(p.thresholds, p.colors[1:])]
+    steps += [model.Threshold(value=v, color=c) for v, c in zip(p.thresholds, p.colors[1:], strict=True)]
     return db.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(steps)
 
 

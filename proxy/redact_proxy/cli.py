@@ -49,10 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. REDACT_PROXY_UPSTREAM); a flag wins over the environment.",
     )
     for opt in OPTIONS:
+        switch = opt.dest in SWITCHES  # a bare switch flag means "on"
         serve.add_argument(
             opt.flag, dest=opt.dest, default=None, metavar=opt.dest.split("_")[-1].upper(),
             help=f"{opt.help} [env {opt.env}" + (f"; default {opt.default}]" if opt.default else "]"),
-            **({"nargs": "?", "const": "on"} if opt.dest in SWITCHES else {}),
+            nargs="?" if switch else None, const="on" if switch else None,
         )
 
     check = sub.add_parser(
@@ -265,7 +266,7 @@ def audit(args: argparse.Namespace) -> int:
     for index, path in enumerate(paths, 1):
         name = "stdin" if path == "-" else path
         try:
-            data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
             for body in inputs.read(name, data, args.signal):
                 batch, rep = _redact(BY_NAME[body.signal], body.data, body.fmt, engine)
                 auditor.observe(body.signal, batch.message, rep)

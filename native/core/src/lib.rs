@@ -26,9 +26,14 @@
 //! Tests: `cargo test -p redact-core` (without Python); the PyO3 shell in `native/python` is
 //! covered by `tests/scrub/test_triage.py`.
 //!
-//! Modules: `walk` (the triage walk above); more of the per-request engine lands here, each
-//! in its own module, all plain Rust.
+//! Modules: `walk` (the triage walk above); `json` (OTLP-JSON <-> protobuf, exactly as
+//! the Python codec reads and writes it, driven by a descriptor table from
+//! `redact_proxy/otlpjson.py`); more of the per-request engine lands here, each in its own
+//! module, all plain Rust.
 
 pub mod engine;
 pub mod hash;
+pub mod json;
 pub mod walk;
+
+pub use json::{json_to_pb, pb_to_json, JsonError, JsonSchema};

@@ -13,7 +13,7 @@ keyed hashes only (see ``ledger.py``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from redact_proxy.audit import report as _report
 from redact_proxy.audit.ledger import MAX_FIELDS, Ledger

@@ -16,7 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from redact_proxy.codec import Format, decompress
 from redact_proxy.errors import ConfigError, MalformedRequest

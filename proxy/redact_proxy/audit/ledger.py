@@ -43,7 +43,7 @@ HIGH_CARDINALITY_MIN = 50  # values of a field before its cardinality is judged
 HIGH_CARDINALITY_SHARE = 0.5  # distinct / values at or above which a field is identifier-like
 HASH_CHARS = 16  # hex characters of a keyed hash shown for a key or a sample
 OTHER_FIELDS = "(other fields)"
-_HIGH_CARDINALITY = ("high_cardinality",)
+_HIGH_CARDINALITY: tuple[str, ...] = ("high_cardinality",)
 # Registry keys that hold ids software generates for itself and its machines, not for
 # people: their identifier shapes are expected (the SDKs set service.instance.id to a
 # random UUID). Detectors still run on them.
@@ -127,7 +127,7 @@ class Ledger:
             self.fields: dict[tuple[str, str, str], Field] = {}
             self.plans: dict[tuple, dict] = {}
             self._memos: dict[tuple[frozenset, bool], dict] = {}
-            self._personal: dict[str, str] = {}
+            self._personal: dict[str, tuple[str, tuple[str, ...]]] = {}  # key -> show_key
             self.items = {"traces": 0, "metrics": 0, "logs": 0}
             self.batches = 0
             self.applied = [0] * len(policy.rules)  # changes per rule, from the scrub's Report
@@ -168,6 +168,7 @@ class Ledger:
                 if f is None:  # may take the table one over its cap per (signal, level): bounded
                     f = self.fields[other] = Field(signal, level, OTHER_FIELDS, "(various)", None, None)
                     f.names = Sketch()
+                assert f.names is not None  # every OTHER_FIELDS entry is made with its sketch, just above
                 f.names.add(path)
                 return f
             f = self.fields[where] = Field(signal, level, path, decided, key_rule, in_registry)
@@ -210,7 +211,7 @@ class Ledger:
         ops = self.policy.text(signal, level, target)
         rule = ops.rule
         skip = rule is not None and rule.op in (OP_REMOVE, OP_REPLACE)
-        if rule is not None:
+        if rule is not None and rule.action is not None:  # a whole-field rule always has one
             decided = f"{rule.action.value} by {self.policy.rules[rule.rule].name}"
         elif ops.masks:
             decided = "mask by " + ",".join(self.policy.rules[m.rule].name for m in ops.masks)

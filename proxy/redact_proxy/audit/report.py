@@ -9,6 +9,7 @@ holds nothing else to print.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from redact_proxy.audit.ledger import (
     HIGH_CARDINALITY_MIN, HIGH_CARDINALITY_SHARE, OTHER_FIELDS, Ledger, kind_counts,
@@ -19,7 +20,10 @@ _KIND_ORDER = {k: i for i, k in enumerate(KINDS)}
 
 
 def snapshot(ledger: Ledger) -> dict:
-    findings, fields, unmatched = [], [], []
+    # Rows are JSON objects of mixed value types (counts, names, nested objects).
+    findings: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
     totals: dict[str, int] = {}
     pooled = 0
     for f in ledger.fields.values():
@@ -30,9 +34,9 @@ def snapshot(ledger: Ledger) -> dict:
         if f.high_cardinality():
             kinds["high_cardinality"] = distinct
         mean = round(f.chars / f.values, 1) if f.values else 0
-        row = {"signal": f.signal, "level": f.level, "field": f.path, "values": f.values, "distinct": distinct,
+        row: dict[str, Any] = {"signal": f.signal, "level": f.level, "field": f.path, "values": f.values, "distinct": distinct,
                "decided_by": f.decided, "key_rule": f.key_rule, "registry": f.registry,
-               "findings": {k: kinds[k] for k in sorted(kinds, key=_KIND_ORDER.get)}}
+               "findings": {k: kinds[k] for k in sorted(kinds, key=_KIND_ORDER.__getitem__)}}
         if f.names is not None:
             row["fields_pooled"] = f.names.estimate()
             pooled += row["fields_pooled"]
@@ -59,10 +63,10 @@ def snapshot(ledger: Ledger) -> dict:
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ledger.since)),
         "batches": ledger.batches,
         "items": dict(ledger.items),
-        "totals": {k: totals[k] for k in sorted(totals, key=_KIND_ORDER.get)},
+        "totals": {k: totals[k] for k in sorted(totals, key=_KIND_ORDER.__getitem__)},
         "findings": findings,
         "unmatched_keys": unmatched,
-        "rules": [{"name": r.name, "action": r.action.value, "applied": n} for r, n in zip(policy.rules, ledger.applied)],
+        "rules": [{"name": r.name, "action": r.action.value, "applied": n} for r, n in zip(policy.rules, ledger.applied, strict=True)],
         "fields": fields,
         "limits": {"max_fields": ledger.max_fields, "fields_tracked": len(ledger.fields), "fields_pooled": pooled,
                    "high_cardinality": {"min_values": HIGH_CARDINALITY_MIN, "share": HIGH_CARDINALITY_SHARE}},
@@ -76,7 +80,7 @@ def failing(snap: dict, kinds: frozenset[str]) -> dict[str, int]:
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 

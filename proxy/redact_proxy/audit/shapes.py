@@ -53,8 +53,8 @@ TOKEN_SWITCHES = 4
 FREE_TEXT_WORDS = 4  # words of letters in a value before it counts as free text
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_DIGITS = re.compile(r"(?<![0-9A-Za-z])[0-9]{%d,}(?![0-9A-Za-z])" % DIGIT_RUN)
-_TOKEN = re.compile(r"[A-Za-z0-9_\-]{%d,}" % TOKEN_MIN)  # base64url, hex, alphanumeric ids (not paths)
+_DIGITS = re.compile(rf"(?<![0-9A-Za-z])[0-9]{{{DIGIT_RUN},}}(?![0-9A-Za-z])")
+_TOKEN = re.compile(rf"[A-Za-z0-9_\-]{{{TOKEN_MIN},}}")  # base64url, hex, alphanumeric ids (not paths)
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _CLASSES = bytes.maketrans(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"a" * 52)
 

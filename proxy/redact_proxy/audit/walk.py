@@ -35,7 +35,7 @@ def observe(ledger: Ledger, signal: str, request, report) -> dict[tuple[str, str
         ledger.batches += 1
         applied = ledger.applied
         if len(applied) == len(report.redactions):  # the same policy (a reload may race)
-            for i, (n, m) in enumerate(zip(report.redactions, report.dropped)):
+            for i, (n, m) in enumerate(zip(report.redactions, report.dropped, strict=True)):
                 if n or m:
                     applied[i] += n + m
         ledger.add_totals(signal, found)
