@@ -26,7 +26,11 @@
 //! Tests: `cargo test -p redact-core` (without Python); the PyO3 shell in `native/python` is
 //! covered by `tests/scrub/test_triage.py`.
 //!
-//! Modules: `walk` (the triage walk above); more of the per-request engine lands here, each
-//! in its own module, all plain Rust.
+//! Modules: `walk` (the triage walk above); `mask` (the `mask` action's detectors and
+//! user regexes, a port of `redact_proxy/policy/detectors.py`); `hash` (the keyed hash of
+//! `hash` rules and `{hash}` replacements). More of the per-request engine lands here,
+//! each in its own module, all plain Rust.
 
+pub mod hash;
+pub mod mask;
 pub mod walk;

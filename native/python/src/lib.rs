@@ -3,11 +3,13 @@
 
 use pyo3::prelude::*;
 
+mod mask;
 mod triage;
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    mask::register(m)?;
     triage::register(m)?;
     Ok(())
 }
