@@ -20,7 +20,7 @@
 //! Constructs that are not RE2, or that RE2 reads differently, are refused rather than
 //! silently given another meaning: the flags `x`, `u` and `R`; class set operations
 //! (`&&`, `--`, `~~`) and nested classes (`[[a]]`); `\b{start}`-style boundaries; a
-//! counted repetition above 1000 or nested counts whose product exceeds 1000 (RE2's
+//! repetition of a repetition (`a**`, `a{2}{3}`); a counted repetition above 1000 or nested counts whose product exceeds 1000 (RE2's
 //! `kMaxRepeat` rule, computed the same way). RE2 syntax the `regex` crate lacks (`\C`,
 //! `\Q...\E`, `{,n}` as a literal) is refused by the parser. A refused pattern is an
 //! error the policy check reports, never a different match.
@@ -120,6 +120,9 @@ impl ast::Visitor for &mut Rewrite {
                 self.edit(&assertion.span, text.into());
             }
             Ast::Repetition(rep) => {
+                if matches!(*rep.ast, Ast::Repetition(_)) {
+                    return Err("bad repetition operator (a repeated repetition, as a** or a{2}{3})".into());
+                }
                 if let ast::RepetitionKind::Range(range) = &rep.op.kind {
                     let (low, high) = match *range {
                         ast::RepetitionRange::Exactly(n) => (n, n),
@@ -263,7 +266,7 @@ mod tests {
     #[test]
     fn constructs_that_are_not_re2_are_refused() {
         for bad in [r"(?x)a b", r"(?u)a", r"(?R)a", r"[a&&b]", r"[[a]]", r"[a--b]", r"\b{start}", r"a{1001}",
-                    r"(a{100}){100}", r"((a{10}){10}){11}", r"\Qa\E", r"a{,3}", r"(", r"\C"] {
+                    r"(a{100}){100}", r"((a{10}){10}){11}", r"\Qa\E", r"a{,3}", r"(", r"\C", r"a**", r"a{2}{3}", r"\07"] {
             assert!(check_regex(bad).is_err(), "{bad}");
         }
         for good in [r"a{1000}", r"(a{10}){100}", r"(?i)x", r"(?P<n>a)", r"[[:alpha:]]", r"\pL", r"(?sm:^.$)",

@@ -73,7 +73,7 @@ fn errors_name_the_problem_not_the_value() {
     };
     assert!(Masker::new(&spec(&["nope"], &[], "x"), None).err().unwrap().starts_with("unknown detector(s) 'nope'"));
     assert!(Masker::new(&spec(&[], &["("], "x"), None).err().unwrap().starts_with("regexes[0]: invalid regex"));
-    assert!(Masker::new(&spec(&["credit_card"], &["(?P<card_number>1)"], "x"), None).is_err());
+    assert!(Masker::new(&spec(&["credit_card"], &["(?P<card_number>1)"], "x"), None).is_ok());
     assert!(Masker::new(&spec(&[], &["a"], "{hash}"), None).is_err());
     assert_eq!(expand_detectors(&["email".into(), "secrets".into(), "email".into()]).unwrap().len(), 17);
 }

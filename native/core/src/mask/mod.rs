@@ -135,9 +135,8 @@ pub struct Masker {
 
 impl Masker {
     /// `Err`: an unknown detector name, a user regex the dialect refuses (the message names
-    /// its index and the reason; patterns come from the policy, never from telemetry), a
-    /// group name used twice across the rule's patterns (RE2 refuses it in the Python's
-    /// single alternation), or `{hash}` in the replacement without a hasher.
+    /// its index and the reason; patterns come from the policy, never from telemetry), or
+    /// `{hash}` in the replacement without a hasher.
     pub fn new(spec: &MaskSpec, hasher: Option<Arc<Hasher>>) -> Result<Masker, String> {
         let wanted = expand_detectors(&spec.detectors)?;
         let mut patterns: Vec<(String, Option<Verify>, &[&str])> = Vec::new();
@@ -151,17 +150,12 @@ impl Masker {
             let translated = dialect::translate(det.pattern).map_err(|e| format!("detector {}: {e}", det.name))?;
             patterns.push((translated, det.verify, det.value_groups));
         }
+        // Each pattern is its own regex (and pattern id in `main`), so a group name two of
+        // them use is no conflict -- RE2 accepts it in the Python's alternation too.
         let mut specs = Vec::with_capacity(patterns.len());
-        let mut names: Vec<String> = Vec::new();
         for (pattern, verify, groups) in &patterns {
             let regex = dialect::build(std::slice::from_ref(pattern), true)?;
             let info = regex.group_info();
-            for name in info.pattern_names(regex_automata::PatternID::ZERO).flatten() {
-                if names.iter().any(|n| n == name) {
-                    return Err(format!("duplicate capture group name {name:?} among the rule's regexes and detectors"));
-                }
-                names.push(name.to_string());
-            }
             let value_groups = groups
                 .iter()
                 .map(|g| info.to_index(regex_automata::PatternID::ZERO, g).ok_or(format!("internal: no group {g}")))
