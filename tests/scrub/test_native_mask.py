@@ -324,3 +324,14 @@ def test_a_lone_surrogate_is_refused_without_its_text():
     with pytest.raises(ValueError) as err:
         native.mask("secret \ud800 value")
     assert "secret" not in str(err.value)
+
+
+def test_threads_share_one_native_masker():
+    """The GIL is released while masking; one masker serves several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reference, native = CONFIGS["all+user+hash"]
+    texts = CORPUS_TEXTS * 4
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(native.mask, texts))
+    assert got == [reference.mask(t) for t in texts]

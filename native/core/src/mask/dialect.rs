@@ -171,9 +171,7 @@ fn repeat_budget(node: &Ast, budget: u32) -> u32 {
                     ast::RepetitionRange::AtLeast(n) => n,
                     ast::RepetitionRange::Bounded(_, n) => n,
                 };
-                if m > 0 {
-                    arg /= m;
-                }
+                arg = arg.checked_div(m).unwrap_or(arg); // a count of 0 divides nothing
             }
             arg.min(repeat_budget(&rep.ast, arg))
         }

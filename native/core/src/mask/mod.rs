@@ -187,23 +187,45 @@ impl Masker {
 
     /// The value with every detection replaced, or `None` if nothing was replaced.
     pub fn mask(&self, text: &str) -> Option<String> {
-        self.run(text, &mut Pooled)
+        self.mask_utf8(text.as_bytes()).map(|out| self.to_text(out, text.as_bytes()))
     }
 
     /// `mask` with the caller's scratch space (made by this masker's `cache`).
     pub fn mask_with(&self, cache: &mut MaskCache, text: &str) -> Option<String> {
+        self.mask_utf8_with(cache, text.as_bytes()).map(|out| self.to_text(out, text.as_bytes()))
+    }
+
+    /// `mask` over the UTF-8 bytes of a value, as the wire holds them (the caller has
+    /// checked they are UTF-8, as the triage walk does): the output is then UTF-8 too.
+    /// On bytes that are not UTF-8 it still never panics, but no longer promises to
+    /// agree with the Python reference.
+    pub fn mask_utf8(&self, data: &[u8]) -> Option<Vec<u8>> {
+        self.run(data, &mut Pooled)
+    }
+
+    /// `mask_utf8` with the caller's scratch space.
+    pub fn mask_utf8_with(&self, cache: &mut MaskCache, data: &[u8]) -> Option<Vec<u8>> {
         if cache.specs.len() != self.specs.len() {
             *cache = self.cache(); // another masker's cache: replace it rather than misuse it
         }
-        self.run(text, cache)
+        self.run(data, cache)
     }
 
-    fn run(&self, text: &str, scratch: &mut impl Scratch) -> Option<String> {
+    /// Spans end at character boundaries (patterns match whole characters, verifiers cut
+    /// at ASCII bytes); were one not to, the value is replaced whole (fail closed).
+    fn to_text(&self, out: Vec<u8>, data: &[u8]) -> String {
+        String::from_utf8(out).unwrap_or_else(|_| {
+            let mut whole = Vec::new();
+            self.replace.push(&mut whole, data);
+            String::from_utf8_lossy(&whole).into_owned()
+        })
+    }
+
+    fn run(&self, data: &[u8], scratch: &mut impl Scratch) -> Option<Vec<u8>> {
         let main = self.main.as_ref()?;
-        if text.is_empty() {
+        if data.is_empty() {
             return None;
         }
-        let data = text.as_bytes();
         let size = data.len();
         let mut found = scratch.main(main, &Input::new(data))?;
         let mut out: Vec<u8> = Vec::new();
@@ -217,7 +239,7 @@ impl Masker {
                     if rejected > budget {
                         let mut whole = Vec::new();
                         self.replace.push(&mut whole, data);
-                        return Some(String::from_utf8_lossy(&whole).into_owned());
+                        return Some(whole);
                     }
                     next_char(data, found.start())
                 }
@@ -242,16 +264,7 @@ impl Masker {
             return None; // no hit (an accepted span ends past 0)
         }
         out.extend_from_slice(data.get(last..).unwrap_or_default());
-        if out == data {
-            return None;
-        }
-        // Spans end at character boundaries (patterns match whole characters, verifiers
-        // cut at ASCII bytes); were one not to, the value is replaced whole (fail closed).
-        Some(String::from_utf8(out).unwrap_or_else(|_| {
-            let mut whole = Vec::new();
-            self.replace.push(&mut whole, data);
-            String::from_utf8_lossy(&whole).into_owned()
-        }))
+        (out != data).then_some(out)
     }
 
     /// `_resolve`: the accepted hit for the candidate of pattern `k` at `start..end`, or

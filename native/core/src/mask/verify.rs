@@ -124,7 +124,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             if i % 2 == 0 { d } else { DOUBLED[d as usize] }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 const ANY: &[u8] = &[13, 14, 15, 16, 17, 18, 19];
