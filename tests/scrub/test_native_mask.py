@@ -238,7 +238,8 @@ def test_the_property_sees_detections_and_refusals():
 
 # The dialect: random user regexes from the constructs the translation rewrites.
 _ATOMS = [r"\d", r"\w", r"\s", r"\D", r"\W", r"\S", r"[^\s]", r"[\d.]", r"[^\W_]", r"[\S]", "a", "é", ".", r"(?i:k)",
-          r"(?i)s", "[a-z]", r"\.", "-", r"\pL", r"[[:alpha:]]", "1", "x", r"\x{212A}"]
+          r"(?i)s", "[a-z]", r"\.", "-", r"\pL", r"[[:alpha:]]", "1", "x", r"\x{212A}", r"[\W]", r"[^\w]", r"[\w-]",
+          r"(?i:[^\W])", r"(?i:[\W\d])", r"(?-i:[\W])", "K", "s"]
 _QUANTIFIERS = ["", "", "*", "+", "?", "{1,3}", "*?", "{2}"]
 
 
@@ -248,7 +249,7 @@ def user_regexes(draw) -> str:
     for _ in range(draw(st.integers(1, 2))):
         pieces = []
         for _ in range(draw(st.integers(1, 4))):
-            edge = draw(st.sampled_from(["", "", r"\b", r"\B", "^", "$"]))
+            edge = draw(st.sampled_from(["", "", r"\b", r"\B", "^", "$", "(?i)", "(?-i)"]))
             pieces.append(edge + draw(st.sampled_from(_ATOMS)) + draw(st.sampled_from(_QUANTIFIERS)))
         branches.append("".join(pieces))
     return "|".join(branches)

@@ -48,9 +48,14 @@ const WORD: &str = r"0-9A-Za-z_";
 const NOT_DIGITS: &str = r"\x00-\x2F\x3A-\x{10FFFF}";
 const NOT_SPACE: &str = r"\x00-\x08\x0B\x0E-\x1F\x21-\x{10FFFF}";
 const NOT_WORD: &str = r"\x00-\x2F\x3A-\x40\x5B-\x5E\x60\x7B-\x{10FFFF}";
+// Under `(?i)`, RE2 takes `\W` as the complement of the case-folded `\w`, which holds
+// U+017F (folds to s) and U+212A (folds to k); listing them here would make the class's
+// own folding add `s S k K` back.
+const NOT_WORD_FOLDED: &str = r"\x00-\x2F\x3A-\x40\x5B-\x5E\x60\x7B-\x{17E}\x{180}-\x{2129}\x{212B}-\x{10FFFF}";
 
-fn perl_ranges(kind: &ClassPerlKind, negated: bool) -> &'static str {
+fn perl_ranges(kind: &ClassPerlKind, negated: bool, folded: bool) -> &'static str {
     match (kind, negated) {
+        (ClassPerlKind::Word, true) if folded => NOT_WORD_FOLDED,
         (ClassPerlKind::Digit, false) => DIGITS,
         (ClassPerlKind::Digit, true) => NOT_DIGITS,
         (ClassPerlKind::Space, false) => SPACE,
@@ -62,6 +67,8 @@ fn perl_ranges(kind: &ClassPerlKind, negated: bool) -> &'static str {
 
 struct Rewrite {
     edits: Vec<(usize, usize, String)>,
+    /// Whether case folding (`i`) is on, per open group; the last entry is the current one.
+    fold: Vec<bool>,
 }
 
 impl Rewrite {
@@ -69,14 +76,25 @@ impl Rewrite {
         self.edits.push((span.start.offset, span.end.offset, text));
     }
 
-    fn flags(flags: &ast::Flags) -> Result<(), String> {
+    fn folded(&self) -> bool {
+        self.fold.last().copied().unwrap_or(false)
+    }
+
+    /// Check `flags` and apply them to the current group (a flag group `(?i)` lasts to the
+    /// end of the enclosing group, in RE2 and here alike).
+    fn flags(&mut self, flags: &ast::Flags) -> Result<(), String> {
+        let mut on = true;
         for item in &flags.items {
-            if let ast::FlagsItemKind::Flag(flag) = &item.kind {
-                match flag {
-                    ast::Flag::CaseInsensitive | ast::Flag::MultiLine | ast::Flag::DotMatchesNewLine | ast::Flag::SwapGreed => {}
-                    ast::Flag::Unicode | ast::Flag::CRLF | ast::Flag::IgnoreWhitespace => {
-                        return Err("invalid or unsupported flag (RE2 takes i, m, s and U)".into());
+            match &item.kind {
+                ast::FlagsItemKind::Negation => on = false,
+                ast::FlagsItemKind::Flag(ast::Flag::CaseInsensitive) => {
+                    if let Some(fold) = self.fold.last_mut() {
+                        *fold = on;
                     }
+                }
+                ast::FlagsItemKind::Flag(ast::Flag::MultiLine | ast::Flag::DotMatchesNewLine | ast::Flag::SwapGreed) => {}
+                ast::FlagsItemKind::Flag(ast::Flag::Unicode | ast::Flag::CRLF | ast::Flag::IgnoreWhitespace) => {
+                    return Err("invalid or unsupported flag (RE2 takes i, m, s and U)".into());
                 }
             }
         }
@@ -94,15 +112,17 @@ impl ast::Visitor for &mut Rewrite {
 
     fn visit_pre(&mut self, node: &Ast) -> Result<(), String> {
         match node {
-            Ast::Flags(set) => Rewrite::flags(&set.flags)?,
+            Ast::Flags(set) => self.flags(&set.flags)?,
             Ast::Group(group) => {
+                self.fold.push(self.folded());
                 if let ast::GroupKind::NonCapturing(flags) = &group.kind {
-                    Rewrite::flags(flags)?;
+                    self.flags(flags)?;
                 }
             }
             Ast::ClassPerl(class) => {
+                // A bracket negated as a whole folds first and negates after, as RE2 does.
                 let caret = if class.negated { "^" } else { "" };
-                let ranges = perl_ranges(&class.kind, false);
+                let ranges = perl_ranges(&class.kind, false, false);
                 self.edit(&class.span, format!("[{caret}{ranges}]"));
             }
             Ast::Assertion(assertion) => {
@@ -139,10 +159,18 @@ impl ast::Visitor for &mut Rewrite {
         Ok(())
     }
 
+    fn visit_post(&mut self, node: &Ast) -> Result<(), String> {
+        if let Ast::Group(_) = node {
+            self.fold.pop();
+        }
+        Ok(())
+    }
+
     fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), String> {
         match item {
             ClassSetItem::Perl(class) => {
-                self.edit(&class.span, perl_ranges(&class.kind, class.negated).into());
+                let folded = self.folded();
+                self.edit(&class.span, perl_ranges(&class.kind, class.negated, folded).into());
             }
             ClassSetItem::Bracketed(_) => {
                 return Err("missing ] in a character class (a nested class [[...]] is not RE2)".into());
@@ -189,7 +217,7 @@ pub fn translate(pattern: &str) -> Result<String, String> {
         .build()
         .parse(pattern)
         .map_err(|err| err.kind().to_string())?;
-    let mut rewrite = Rewrite { edits: Vec::new() };
+    let mut rewrite = Rewrite { edits: Vec::new(), fold: vec![false] };
     ast::visit(&parsed, &mut rewrite)?;
     if repeat_budget(&parsed, MAX_REPEAT) == 0 {
         return Err(format!("bad repetition operator (nested counts multiply past {MAX_REPEAT})"));
@@ -259,6 +287,13 @@ mod tests {
     fn case_folding_stays_unicode_as_in_re2() {
         assert_eq!(finds(r"(?i:k)", "\u{212a}"), Some((0, 3)));
         assert_eq!(finds(r"(?i)[a-z]+", "ſ"), Some((0, 2)));
+        // RE2's folded \W is the complement of the folded \w, also inside brackets.
+        assert_eq!(finds(r"(?i)s|[^\W_]", "\u{212a}"), Some((0, 3)));
+        assert_eq!(finds(r"(?i)[^\W]", "k"), Some((0, 1)));
+        assert_eq!(finds(r"(?i)[\W]", "k\u{212a}-"), Some((4, 5)));
+        assert_eq!(finds(r"[\W]", "k\u{212a}-"), Some((1, 4)));
+        assert_eq!(finds(r"(?i:x)[\W]", "xſ"), Some((0, 3))); // the fold ends with its group
+        assert_eq!(finds(r"(?i)\W", "k\u{212a}ſ-"), Some((6, 7)));
     }
 
     #[test]
