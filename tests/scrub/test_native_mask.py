@@ -267,6 +267,25 @@ def test_user_regex_dialect_matches_re2(pattern, texts):
         _assert_same(text, configs)
 
 
+_SYNTAX = [*r"ab\dwsWSDbB()[]^$.*+?{}|,0123-:iP<>=!&~#xuk", "(?i)", "(?-i)", "(?P<n>", "(?:", "[[:", ":]]", "\\p{",
+           "\\x{", "é", "\u212a", "(?s)", "(?m)", "(?U)", r"\pL", r"\PL", r"\z", r"\A", r"\Q", r"\E", r"\C", r"\v",
+           r"\0", "{2,}", "{,2}", "{1,2}", r"\.", "[^", r"\n", "alpha", "word", "(?<m>", r"\<", r"\>", r"\-", r"\_",
+           r"\pN", r"\x41", "(?i:"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(_SYNTAX), max_size=14).map("".join), st.lists(_DIALECT_TEXT, min_size=1, max_size=3))
+def test_what_the_dialect_accepts_re2_accepts_and_means_alike(pattern, texts):
+    """Random pattern text: whatever ``check_regex`` accepts, RE2 compiles, and the two
+    mask alike (RE2 syntax the dialect refuses -- ``\\C``, ``\\Q``, octal -- is refused
+    outright, never given another meaning)."""
+    if _native.check_regex(pattern) is not None:
+        return
+    configs = {pattern: _pair([], [pattern])}  # the reference compiles it with RE2 or raises
+    for text in texts:
+        _assert_same(text, configs)
+
+
 # --------------------------------------------------------------------------- units
 
 def test_builtin_patterns_are_the_reference_table():

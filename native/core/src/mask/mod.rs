@@ -16,10 +16,11 @@
 //! Regex dialect: RE2 syntax with RE2's meaning (ASCII `\d \s \w \b`; see `dialect`).
 //!
 //! Threads: a `Masker` is immutable and `Send + Sync`. The only mutable state of a search
-//! is the regex engines' scratch space: `mask` takes it from the regex's own pool (the
-//! creating thread's slot is claimed lock-free, other threads take one from a sharded
-//! stack, once per search), while `mask_with` uses a `MaskCache` the caller keeps per
-//! thread -- no sharing at all.
+//! is the regex engines' scratch space. `mask` takes it from each regex's own pool (the
+//! `regex` crate's: the first thread to search owns a slot it takes without locking;
+//! other threads take a cache from a few mutex-guarded stacks sharded by thread id, one
+//! uncontended lock per search). `mask_with` uses a `MaskCache` the caller keeps per
+//! thread: nothing shared, no lock -- the engine's per-thread path.
 //!
 //! Nothing here does I/O, and no error message contains a value being masked.
 
