@@ -289,9 +289,11 @@ def test_what_the_dialect_accepts_re2_accepts_and_means_alike(pattern, texts):
 # --------------------------------------------------------------------------- units
 
 def test_builtin_patterns_are_the_reference_table():
-    patterns, digits = _native.mask_detectors()
+    patterns, digits, min_run = _native.mask_detectors()
     assert patterns == [(name, det.pattern) for name, det in detectors.DETECTORS.items()]
     assert frozenset(digits) == detectors.DIGIT_DETECTORS
+    assert min_run == detectors.DIGIT_MIN_RUN
+    assert patterns[:16] == [(n, detectors.DETECTORS[n].pattern) for n in detectors.DETECTOR_GROUPS["secrets"]]
 
 
 @pytest.mark.parametrize("detector_names, regexes", [

@@ -63,11 +63,11 @@ fn check_regex(pattern: &str) -> Option<String> {
     mask::check_regex(pattern).err()
 }
 
-/// `(name, pattern)` of every built-in detector in precedence order, and the digit
-/// detectors: for the test that holds them equal to the Python table.
+/// `(name, pattern)` of every built-in detector in precedence order, the digit detectors
+/// and the fewest digits they match: for the test that holds them equal to the Python table.
 #[pyfunction]
-fn mask_detectors() -> (Vec<(&'static str, &'static str)>, Vec<&'static str>) {
-    (mask::DETECTORS.iter().map(|d| (d.name, d.pattern)).collect(), mask::DIGIT_DETECTORS.to_vec())
+fn mask_detectors() -> (Vec<(&'static str, &'static str)>, Vec<&'static str>, usize) {
+    (mask::DETECTORS.iter().map(|d| (d.name, d.pattern)).collect(), mask::DIGIT_DETECTORS.to_vec(), mask::DIGIT_MIN_RUN)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -199,3 +199,6 @@ pub const GROUPS: &[(&str, &[Detector])] = &[("secrets", DETECTORS.split_at(SECR
 /// The detectors that can match a value of decimal digits alone: the ones worth running
 /// on the decimal text of an integer (`detectors.DIGIT_DETECTORS`).
 pub const DIGIT_DETECTORS: &[&str] = &["credit_card", "phone"];
+/// The fewest digits either matches (a phone has 7-15, a card 13-19): a shorter integer
+/// needs no scan (`detectors.DIGIT_MIN_RUN`).
+pub const DIGIT_MIN_RUN: usize = 7;

@@ -25,6 +25,12 @@
 //! `\Q...\E`, `{,n}` as a literal) is refused by the parser. A refused pattern is an
 //! error the policy check reports, never a different match.
 //!
+//! Known residue: Unicode tables. `\pL`-style classes and `(?i)` folding follow the
+//! Unicode version of each library (`regex-syntax` may know newer letters and case pairs
+//! than the RE2 build), so a user regex naming a script or folding a letter added in a
+//! recent Unicode version can differ on text in that script. The built-in detectors use
+//! no Unicode property classes, and their `(?i)` spans ASCII words only.
+//!
 //! Patterns are compiled for byte haystacks (`regex-automata`'s meta engine) with the
 //! Unicode mode on, so a class still matches whole UTF-8 sequences.
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use regex_automata::{meta, Anchored, Input};
 
-pub use detectors::{DETECTORS, DIGIT_DETECTORS, GROUPS};
+pub use detectors::{DETECTORS, DIGIT_DETECTORS, DIGIT_MIN_RUN, GROUPS};
 pub use dialect::{check_regex, translate};
 pub use verify::Verify;
 
