@@ -17,6 +17,7 @@ includes the boundary crossing (str in, GIL released, str or None out).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -26,12 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "proxy"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from engine import _WORDS, free_text  # noqa: E402
-
-from redact_proxy import _native  # noqa: E402
-from redact_proxy.policy import load  # noqa: E402
-from redact_proxy.policy.detectors import DETECTORS, Masker  # noqa: E402
-from redact_proxy.policy.schema import Action  # noqa: E402
+from engine import _WORDS, free_text
+from redact_proxy import _native
+from redact_proxy.policy import load
+from redact_proxy.policy.detectors import DETECTORS, Masker
+from redact_proxy.policy.schema import Action
 
 
 def clean_text(rng: random.Random, size: int = 200) -> str:
@@ -61,7 +61,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per row")
     parser.add_argument("--policy", default=str(ROOT / "policies" / "doctrine.yaml"))
     args = parser.parse_args()
-    import os
     os.environ.setdefault("REDACT_PROXY_HASH_KEY", "benchmark-key-0123456789abcdef")
     policy = load(args.policy)
     rule = next(r for r in policy.rules if r.action is Action.MASK)

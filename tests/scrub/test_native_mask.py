@@ -28,7 +28,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from redact_proxy import _native
 from redact_proxy.policy import detectors
 
@@ -304,7 +303,7 @@ def test_builtin_patterns_are_the_reference_table():
     ([], ["a**"]),
 ])
 def test_both_refuse_the_same_rules(detector_names, regexes):
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         detectors.Masker(detector_names, regexes, "[R]")
     with pytest.raises(ValueError) as err:
         _native.Masker(detector_names, regexes, "[R]", None, "sha256")
