@@ -28,7 +28,7 @@ from redact_proxy._native import Engine as _NativeEngine
 from redact_proxy.fields import FIELDS, Treatment
 from redact_proxy.policy import CompiledPolicy, Level
 from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, OP_REWRITE, Mask, TextOps
-from redact_proxy.policy.detectors import DIGIT_MIN_RUN
+from redact_proxy.policy.detectors import DIGIT_DETECTORS, DIGIT_MIN_RUN, expand_detectors
 from redact_proxy.policy.schema import LEVELS_OF, Action
 from redact_proxy.scrub import Report
 from redact_proxy.scrub.attributes import mask_value, rewrite_value, scrub_string
@@ -111,10 +111,11 @@ class Engine:
             "mask_digits": [bool(self._masks.get(i) and self._masks[i].digits is not None) for i in range(n)],
             "int_short": 10 ** (DIGIT_MIN_RUN - 1),
             "n_rules": n,
+            "masks": [_mask_spec(policy.rules[i]) if i in self._masks else None for i in range(n)],
         }
         s = self.spec
         self._native = _NativeEngine(s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"],
-                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n)
+                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n, s["masks"])
 
     # --- the request path -------------------------------------------------------------
 
@@ -246,6 +247,13 @@ def _text_spec(ops: TextOps) -> tuple:
     else:
         kind, rule, text = (1 if first.op == OP_REMOVE else 2), first.rule, first.replacement
     return python, kind, rule, text, [m.rule for m in ops.masks]
+
+
+def _mask_spec(rule) -> tuple[list[str], list[str], str, list[str]]:
+    """A mask rule for the native masker (native/core/src/mask): its detectors, expanded
+    as compile._mask expands them, its regexes, its replacement, its digit detectors."""
+    names = expand_detectors(rule.detectors)
+    return list(names), list(rule.regexes), rule.replacement, [n for n in names if n in DIGIT_DETECTORS]
 
 
 def _masks_by_rule(policy: CompiledPolicy) -> dict[int, Mask]:

@@ -26,14 +26,17 @@
 //! Tests: `cargo test -p redact-core` (without Python); the PyO3 shell in `native/python` is
 //! covered by `tests/scrub/test_triage.py`.
 //!
-//! Modules: `walk` (the triage walk above); `json` (OTLP-JSON <-> protobuf, exactly as
-//! the Python codec reads and writes it, driven by a descriptor table from
-//! `redact_proxy/otlpjson.py`); more of the per-request engine lands here, each in its own
-//! module, all plain Rust.
+//! Modules: `engine` (the per-request scrub of a protobuf body, `redact_proxy/engine.py`
+//! builds it); `walk` (the triage walk above); `mask` (the `mask` action's detectors and
+//! user regexes, a port of `redact_proxy/policy/detectors.py`); `json` (OTLP-JSON <->
+//! protobuf, exactly as the Python codec reads and writes it, driven by a descriptor table
+//! from `redact_proxy/otlpjson.py`); `hash` (the keyed hash of `hash` rules and `{hash}`
+//! replacements). All plain Rust.
 
 pub mod engine;
 pub mod hash;
 pub mod json;
+pub mod mask;
 pub mod walk;
 
 pub use json::{json_to_pb, pb_to_json, JsonError, JsonSchema};

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod engine;
 mod json;
+mod mask;
 mod triage;
 
 #[pymodule]
@@ -12,6 +13,7 @@ mod triage;
 fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::register(m)?;
     json::register(m)?;
+    mask::register(m)?;
     triage::register(m)?;
     Ok(())
 }

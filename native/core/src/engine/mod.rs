@@ -23,7 +23,7 @@ pub mod spec;
 pub mod value;
 pub mod wire;
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -150,6 +150,12 @@ pub struct MaskRule {
     pub digits: Option<Box<dyn TextMask>>,
 }
 
+impl TextMask for crate::mask::Masker {
+    fn mask(&self, text: &str) -> Option<String> {
+        crate::mask::Masker::mask(self, text)
+    }
+}
+
 /// What the engine asks Python. `system`: the item's database system.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Question {
@@ -204,7 +210,7 @@ pub struct Engine {
     pub masks: Vec<Option<MaskRule>>, // by rule index; None: not a mask rule, or not native
     pub mask_digits: Vec<bool>,       // by rule index: the mask rule has digit detectors
     pub int_short: i64,               // integers closer to 0 than this have too few digits to mask
-    pub hasher: Option<Hasher>,
+    pub hasher: Option<Arc<Hasher>>,
     pub n_rules: usize,
     keys: Vec<RwLock<KeyMemo>>,
     answers: RwLock<AnswerMemo>,
@@ -229,7 +235,7 @@ pub struct Refused(pub &'static str);
 impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(layout: Layout, signals: Vec<Signal>, deciders: Vec<Decider>, texts: Vec<TextOps>,
-               masks: Vec<Option<MaskRule>>, mask_digits: Vec<bool>, int_short: i64, hasher: Option<Hasher>,
+               masks: Vec<Option<MaskRule>>, mask_digits: Vec<bool>, int_short: i64, hasher: Option<Arc<Hasher>>,
                n_rules: usize) -> Engine {
         let keys = deciders.iter().map(|_| RwLock::new(KeyMemo::default())).collect();
         Engine {

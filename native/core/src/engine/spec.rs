@@ -9,15 +9,24 @@ use serde::Deserialize;
 use super::{
     Decider, DropTest, Engine, Entry, First, Layout, MaskRule, Message, Role, Signal, TextOps, BODY, ITEMS, MSG,
 };
+use std::sync::Arc;
+
 use crate::hash::Hasher;
+use crate::mask::{MaskSpec, Masker};
 
 pub type MessageSpec = (u32, Vec<Entry>); // (attributes field number, entries)
 pub type DropSpec = (String, u32, bool, Vec<String>); // (key, rule, is_regex, values or [pattern])
+pub type MaskSpecTuple = (Vec<String>, Vec<String>, String, Vec<String>);
 pub type TextSpec = (bool, u8, u32, String, Vec<u32>); // (python, first: 0 none 1 delete 2 replace, rule, replacement, masks)
 
 #[derive(Deserialize)]
 pub struct Spec {
     pub layout: [u32; 11],
+    /// Per rule index: the mask rule's (detectors, regexes, replacement, digit detectors),
+    /// or None. A rule whose masker cannot be built natively (a regex outside the
+    /// engine's dialect) is asked of Python instead.
+    #[serde(default)]
+    pub masks: Vec<Option<MaskSpecTuple>>,
     pub signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>,
     pub descend: Vec<bool>,
     pub texts: Vec<TextSpec>,
@@ -26,9 +35,25 @@ pub struct Spec {
     pub n_rules: usize,
 }
 
-/// The engine for `spec`, hashing with `hasher` and masking natively with `masks` (by rule
-/// index; None: asked of Python).
-pub fn build(spec: Spec, hasher: Option<Hasher>, masks: Vec<Option<MaskRule>>) -> Result<Engine, String> {
+/// The engine for `spec`, hashing with `hasher`; its native maskers are built here.
+pub fn build(spec: Spec, hasher: Option<Hasher>) -> Result<Engine, String> {
+    let hasher = hasher.map(Arc::new);
+    let mut masks: Vec<Option<MaskRule>> = (0..spec.n_rules).map(|_| None).collect();
+    for (i, m) in spec.masks.iter().enumerate() {
+        let (Some((detectors, regexes, replacement, digits)), Some(slot)) = (m, masks.get_mut(i)) else { continue };
+        let all = MaskSpec { detectors: detectors.clone(), regexes: regexes.clone(), replacement: replacement.clone() };
+        let Ok(all) = Masker::new(&all, hasher.clone()) else { continue };
+        let digits = if digits.is_empty() {
+            None
+        } else {
+            let d = MaskSpec { detectors: digits.clone(), regexes: vec![], replacement: replacement.clone() };
+            match Masker::new(&d, hasher.clone()) {
+                Ok(d) => Some(Box::new(d) as Box<dyn super::TextMask>),
+                Err(_) => continue,
+            }
+        };
+        *slot = Some(MaskRule { all: Box::new(all), digits });
+    }
     let [kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values] = spec.layout;
     let layout = Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values };
     let n = spec.n_rules;
