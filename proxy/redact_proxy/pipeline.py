@@ -42,7 +42,7 @@ from redact_proxy.engine import Engine
 from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamError
 from redact_proxy.forward import Forwarder
 from redact_proxy.policy import CompiledPolicy
-from redact_proxy.scrub import Report, scrub, untouched
+from redact_proxy.scrub import Report, scrub
 from redact_proxy.signals import Signal, Transport
 from redact_proxy.telemetry import Telemetry
 from redact_proxy.validate import Wire, check_wire
@@ -204,13 +204,13 @@ def _redact(signal: Signal, body: bytes, fmt: Format, engine: Engine) -> tuple[B
     wire = None
     if fmt is Format.PROTOBUF:
         wire = check_wire(signal, body)
-        # Triage's walk takes known fields only, and the engine what that walk vouches the
-        # decoder accepts exactly: anything else is decoded.
-        if wire is Wire.KNOWN_ONLY:
-            exact, items = engine.triage.judge(signal, body)
-            if items is not None:
-                return Batch.verbatim(signal, body), untouched(items, policy)
-            result = _fail_closed(signal, engine.scrub, signal, body) if exact else None
+        # The engine takes what triage's walk vouches the decoder accepts exactly (known
+        # fields only, canonical): anything else is decoded. An unchanged body goes out
+        # as it came. (Triage's policy side is not asked first: proving a clean batch
+        # untouched costs it more than the engine's pass, measured 24 vs 5 ms per 1000
+        # spans under the doctrine.)
+        if wire is Wire.KNOWN_ONLY and engine.triage.exact(signal, body):
+            result = _fail_closed(signal, engine.scrub, signal, body)
             if result is not None:
                 out, report = result
                 return Batch.verbatim(signal, body if out is None else out), report

@@ -277,6 +277,11 @@ class Triage:
         and scrubbing it would change nothing. None: not proven, decode and scrub it."""
         return self.judge(signal, body)[1]
 
+    def exact(self, signal: Signal, body: bytes) -> bool:
+        """Whether the walk vouches that the decoder accepts ``body`` exactly, with no
+        field it does not know: what the native engine takes."""
+        return scan(body, SCHEMAS[signal.name]) is not None
+
     def judge(self, signal: Signal, body: bytes) -> tuple[bool, int | None]:
         """(whether the walk vouches that the decoder accepts ``body`` exactly, with no
         field it does not know; the item count when, moreover, scrubbing would change
