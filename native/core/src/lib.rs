@@ -26,9 +26,11 @@
 //! Tests: `cargo test -p redact-core` (without Python); the PyO3 shell in `native/python` is
 //! covered by `tests/scrub/test_triage.py`.
 //!
-//! Modules: `walk` (the triage walk above); more of the per-request engine lands here, each
+//! Modules: `walk` (the triage walk above); `sanitize` (the statement and URL sanitizers,
+//! ported from `redact_proxy/policy/`); more of the per-request engine lands here, each
 //! in its own module, all plain Rust.
 
 pub mod engine;
 pub mod hash;
+pub mod sanitize;
 pub mod walk;

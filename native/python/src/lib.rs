@@ -4,12 +4,14 @@
 use pyo3::prelude::*;
 
 mod engine;
+mod sanitize;
 mod triage;
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::register(m)?;
+    sanitize::register(m)?;
     triage::register(m)?;
     Ok(())
 }
