@@ -89,16 +89,28 @@ pub fn ascii_lower(s: &[char]) -> Option<String> {
     case_ascii(s, LOWER_ASCII, |c| c.to_ascii_lowercase())
 }
 
+/// Append `str.upper()` of `s` to `out` if it is all ASCII; false (and `out` partly
+/// written) if not.
+pub fn push_ascii_upper(out: &mut String, s: &[char]) -> bool {
+    push_case(out, s, UPPER_ASCII, |c| c.to_ascii_uppercase())
+}
+
 fn case_ascii(s: &[char], map: &[(char, &str)], ascii: fn(char) -> char) -> Option<String> {
     let mut out = String::with_capacity(s.len());
+    push_case(&mut out, s, map, ascii).then_some(out)
+}
+
+fn push_case(out: &mut String, s: &[char], map: &[(char, &str)], ascii: fn(char) -> char) -> bool {
     for &c in s {
         if c.is_ascii() {
             out.push(ascii(c));
+        } else if let Some((_, mapped)) = map.iter().find(|(k, _)| *k == c) {
+            out.push_str(mapped);
         } else {
-            out.push_str(map.iter().find(|(k, _)| *k == c)?.1);
+            return false;
         }
     }
-    Some(out)
+    true
 }
 
 /// `re.IGNORECASE` match of `c` against the ASCII letter `letter` (upper case): Python also

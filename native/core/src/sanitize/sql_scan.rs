@@ -5,7 +5,7 @@
 //! Strategy: `_Sanitizer`'s methods one for one, branch order included; keywords are kept
 //! upper-cased (Python's `str.upper()`) only as far as the ASCII keyword tables can tell.
 
-use super::pychar::{ascii_lower, ascii_upper, find, find_in, is_alnum, is_alpha, is_digit, is_space, starts_with};
+use super::pychar::{ascii_lower, ascii_upper, push_ascii_upper, find, find_in, is_alnum, is_alpha, is_digit, is_space, starts_with};
 use super::sql::{
     bracket_ident, dollar_tag_at, dq_ident, is_control, is_digit_at, is_hex, pyformat_at, run_end,
     uuid_at, word_end, Bracket, Dialect, Dollar, DoubleQuote, Hash,
@@ -100,9 +100,16 @@ impl<'a> Sanitizer<'a> {
         if !single(',') {
             self.values_row_closed = false;
         }
-        self.prev2_text = std::mem::take(&mut self.prev_text);
+        // The two previous texts are reused buffers: no allocation per token.
+        std::mem::swap(&mut self.prev2_text, &mut self.prev_text);
+        self.prev_text.clear();
         self.prev_kind = Some(kind);
-        self.prev_text = if kind == Kind::Kw { upper() } else { text.iter().collect() };
+        if kind != Kind::Kw {
+            self.prev_text.extend(text.iter());
+        } else if !push_ascii_upper(&mut self.prev_text, text) {
+            self.prev_text.clear();
+            self.prev_text.push_str(NON_ASCII);
+        }
     }
 
     fn prev_kw(&self) -> &str {
@@ -463,9 +470,11 @@ impl<'a> Sanitizer<'a> {
         }
         let j = word_end(sql, i, self.d.hash_in_words).max(i + 1);
         let word = &sql[i..j];
-        let lower = ascii_lower(word);
+        // Only a quote or `&` after the word makes its lower-case form matter.
+        let after = sql.get(j).copied().filter(|c| *c == '\'' || *c == '&');
+        let lower = after.and_then(|_| ascii_lower(word));
         let lower = lower.as_deref().unwrap_or(NON_ASCII);
-        if let Some(&after) = sql.get(j) {
+        if let Some(after) = after {
             if after == '\'' && (lower == "q" || lower == "nq") && self.d.q_quotes {
                 let end = self.q_quote(j)?;
                 return Ok(self.literal(i, end));
@@ -480,9 +489,11 @@ impl<'a> Sanitizer<'a> {
                 return Ok(self.literal(i, end));
             }
         }
-        let upper = ascii_upper(word);
+        // upper() never shortens a text: only a word of at most 5 code points can be TRUE/FALSE.
+        let secret = self.secret_position();
+        let upper = if secret || word.len() <= 5 { ascii_upper(word) } else { None };
         let upper = upper.as_deref().unwrap_or(NON_ASCII);
-        if (upper == "TRUE" || upper == "FALSE" || self.secret_position()) && upper != "VALUES" {
+        if (upper == "TRUE" || upper == "FALSE" || secret) && upper != "VALUES" {
             return Ok(self.literal(i, j));
         }
         self.emit(word, Kind::Kw);
