@@ -244,6 +244,7 @@ _URL_ATOMS = [
     "127.0.0.1", ":8080", ":abc", ":", "*", ".", "..", "-", "_", "~", "+", "!", "$", "'", "(",
     ")", ",", " ", "42", "2024", "550e8400-e29b-41d4-a716-446655440000", "deadbeefdeadbeef00",
     "aB3dE5fG7hJ9kL1mN3pQ5", "usr_plant0316", "u-42", "best-laptops-2024", "jsessionid",
+    "/api-v2", "/v1", "/x_1", "/ab-cd", "/abcdefghijklm-12", "/u-4a2", "/Ab3dE5fG7hJ9kL1mN3pQ5rS",
     "REDACTED", "{id}", "例え", "パス", "n" * 65, "GET ", "POST ", "_OTHER ", "get ", "PURGE ",
 ]
 
