@@ -31,12 +31,14 @@
 //! user regexes, a port of `redact_proxy/policy/detectors.py`); `json` (OTLP-JSON <->
 //! protobuf, exactly as the Python codec reads and writes it, driven by a descriptor table
 //! from `redact_proxy/otlpjson.py`); `hash` (the keyed hash of `hash` rules and `{hash}`
-//! replacements). All plain Rust.
+//! replacements); `sanitize` (the statement and URL sanitizers, ported from
+//! `redact_proxy/policy/`). All plain Rust.
 
 pub mod engine;
 pub mod hash;
 pub mod json;
 pub mod mask;
+pub mod sanitize;
 pub mod walk;
 
 pub use json::{json_to_pb, pb_to_json, JsonError, JsonSchema};

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod engine;
 mod json;
 mod mask;
+mod sanitize;
 mod triage;
 
 #[pymodule]
@@ -14,6 +15,7 @@ fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::register(m)?;
     json::register(m)?;
     mask::register(m)?;
+    sanitize::register(m)?;
     triage::register(m)?;
     Ok(())
 }
