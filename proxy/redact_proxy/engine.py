@@ -97,6 +97,7 @@ class Engine:
         self._deciders = [(sig.name, lv) for sig in ALL for lv in Level if lv in LEVELS_OF[sig.name]]
         self._decider_index = {key: i for i, key in enumerate(self._deciders)}
         self._texts: list[TextOps] = []  # filled by _table, in the order the spec lists them
+        self._targets: list[str] = []  # the target of each
         self._masks = _masks_by_rule(policy)
         self._rewriters = {d.rule: d.rewrite for dec in policy.deciders.values() for r in dec.key_rules
                            for d in [r.decision] if d.op == OP_REWRITE}
@@ -107,15 +108,17 @@ class Engine:
             "layout": list(_layout()),
             "signals": [(self._table(sig), self._drops(sig.name)) for sig in ALL],
             "descend": [policy.decider(s, lv).descend for s, lv in self._deciders],
-            "texts": [_text_spec(ops) for ops in self._texts],
+            "texts": [_text_spec(ops, target, policy.rules) for ops, target in zip(self._texts, self._targets, strict=True)],
             "mask_digits": [bool(self._masks.get(i) and self._masks[i].digits is not None) for i in range(n)],
             "int_short": 10 ** (DIGIT_MIN_RUN - 1),
             "n_rules": n,
             "masks": [_mask_spec(policy.rules[i]) if i in self._masks else None for i in range(n)],
+            "rewriters": [_rewriter_spec(r) for r in policy.rules],
         }
         s = self.spec
         self._native = _NativeEngine(s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"],
-                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n, s["masks"])
+                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n, s["masks"],
+                                     s["rewriters"])
 
     # --- the request path -------------------------------------------------------------
 
@@ -200,7 +203,8 @@ class Engine:
                     entries.append((f.number, _ATTRS, self._decider_index[(sig.name, level)], 0, 0))
                 elif pair == _BODY_FIELD:
                     ops = self.policy.text(sig.name, Level.LOG, "log_body")
-                    entries.append((f.number, _BODY, self._ops_id(ops), 0, self._decider_index[(sig.name, Level.LOG)]))
+                    entries.append((f.number, _BODY, self._ops_id(ops, "log_body"), 0,
+                                    self._decider_index[(sig.name, Level.LOG)]))
                 elif f.message_type is not None and f.message_type.full_name == AnyValue.DESCRIPTOR.full_name:
                     raise LookupError(f"{'.'.join(pair)}: an AnyValue field the engine does not place")
                 elif f.message_type is not None:
@@ -214,17 +218,18 @@ class Engine:
                     if ops:
                         flags = (_REPEATED if f.is_repeated else 0) | (
                             _SYSTEM if needs_system and treatment.target == "span_name" else 0)
-                        entries.append((f.number, _TEXT, self._ops_id(ops), flags, 0))
+                        entries.append((f.number, _TEXT, self._ops_id(ops, treatment.target), flags, 0))
                 elif f.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and (
                         treatment is None or treatment.treatment is not Treatment.IDENTIFIER):
                     raise LookupError(f"{'.'.join(pair)}: a text field the engine does not place")
             tables.append((attrs, entries))
         return tables
 
-    def _ops_id(self, ops: TextOps) -> int:
+    def _ops_id(self, ops: TextOps, target: str) -> int:
         if not ops:
             return _NO_OPS
         self._texts.append(ops)
+        self._targets.append(target)
         return len(self._texts) - 1
 
     def _drops(self, signal: str) -> list:
@@ -238,15 +243,35 @@ class Engine:
         return out
 
 
-def _text_spec(ops: TextOps) -> tuple:
-    """(python, first: 0 none / 1 delete / 2 replace, its rule, replacement, masks)."""
-    python = any(r.decision.op == OP_REWRITE for r in ops.rules)
-    first = ops.rule
-    if first is None or first.op == OP_REWRITE:
-        kind, rule, text = 0, 0, ""
-    else:
-        kind, rule, text = (1 if first.op == OP_REMOVE else 2), first.rule, first.replacement
-    return python, kind, rule, text, [m.rule for m in ops.masks]
+def _text_spec(ops: TextOps, target: str, policy_rules) -> tuple:
+    """(rules, masks): each rule (kind, rule index, replacement, path_ids), kind 1 delete,
+    2 replace, 3 statement span name, 4 URL span name (compile._field_rule), 0 no native
+    form; the masks by rule index."""
+    rules = []
+    for r in ops.rules:
+        d = r.decision
+        rule = d.rule
+        if d.op == OP_REMOVE:
+            rules.append((1, rule, "", False))
+        elif d.op == OP_REPLACE:
+            rules.append((2, rule, d.replacement, False))
+        elif target == "span_name" and d.action is Action.SANITIZE_SQL:
+            rules.append((3, rule, "", False))
+        elif target == "span_name" and d.action is Action.SANITIZE_URL:
+            rules.append((4, rule, "", bool(policy_rules[rule].path_ids)))
+        else:
+            rules.append((0, rule, "", False))
+    return rules, [m.rule for m in ops.masks]
+
+
+def _rewriter_spec(rule) -> tuple[int, bool] | None:
+    """A sanitize_* rule's sanitizer on values (compile._VALUE_REWRITERS): 1 statement,
+    2 URL with its path_ids."""
+    if rule.action is Action.SANITIZE_SQL:
+        return 1, False
+    if rule.action is Action.SANITIZE_URL:
+        return 2, bool(rule.path_ids)
+    return None
 
 
 def _mask_spec(rule) -> tuple[list[str], list[str], str, list[str]]:

@@ -5,7 +5,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use redact_core::engine::spec::{build, DropSpec, MaskSpecTuple, MessageSpec, Spec, TextSpec};
+use redact_core::engine::spec::{build, DropSpec, MaskSpecTuple, MessageSpec, RewriterSpec, Spec, TextSpec};
 use redact_core::engine::{self as core, Answer, Decision, Op, Outcome, Question};
 use redact_core::hash::{HashAlg, Hasher};
 
@@ -73,13 +73,13 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn new(py: Python<'_>, layout: [u32; 11], signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>, descend: Vec<bool>, texts: Vec<TextSpec>,
            mask_digits: Vec<bool>, int_short: i64, hash: (String, Option<Vec<u8>>), n_rules: usize,
-           masks: Vec<Option<MaskSpecTuple>>) -> PyResult<Self> {
+           masks: Vec<Option<MaskSpecTuple>>, rewriters: Vec<Option<RewriterSpec>>) -> PyResult<Self> {
         let hasher = match hash {
             (alg, Some(key)) if alg == "hmac-sha256" => Some(Hasher::new(HashAlg::HmacSha256(key))),
             (alg, _) if alg == "sha256" => Some(Hasher::new(HashAlg::Sha256)),
             _ => None,
         };
-        let spec = Spec { layout, masks, signals, descend, texts, mask_digits, int_short, n_rules };
+        let spec = Spec { layout, masks, rewriters, signals, descend, texts, mask_digits, int_short, n_rules };
         Ok(Engine(py.detach(|| build(spec, hasher)).map_err(bad)?))
     }
 

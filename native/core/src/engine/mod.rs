@@ -123,20 +123,43 @@ pub struct Decision {
     pub key_rules: Vec<u32>,
 }
 
-/// A free-text field's rules: `python` when a sanitizer is among them (the whole field is
-/// then a question), else the first delete/replace and the masks.
+/// A free-text field's rules (`TextOps` of the compiler), in file order, then its masks.
+/// `python`: a rule the engine has no native form of is among them: the whole field is
+/// then a question.
 #[derive(Clone)]
 pub struct TextOps {
     pub python: bool,
-    pub first: First,
+    pub rules: Vec<TextRule>,
     pub masks: Vec<u32>,
 }
 
 #[derive(Clone)]
-pub enum First {
-    None,
+pub enum TextRule {
     Remove(u32),
     Replace(u32, String),
+    Rewrite(u32, Rewriter),
+    Python,
+}
+
+/// The sanitizers (`policy/statements.py`, `policy/url.py`, ported in `crate::sanitize`).
+#[derive(Clone, Copy, Debug)]
+pub enum Rewriter {
+    Statement,              // statements.sanitize(text, system): values
+    Url { path_ids: bool }, // url.sanitize_url: values
+    StatementName,          // statements.sanitize_span_name: span names
+    UrlName { path_ids: bool }, // url.sanitize_span_name: span names
+}
+
+impl Rewriter {
+    pub fn apply(self, text: &str, system: Option<&str>) -> String {
+        use crate::sanitize;
+        match self {
+            Rewriter::Statement => sanitize::sanitize_statement(text, system),
+            Rewriter::Url { path_ids } => sanitize::sanitize_url(text, path_ids),
+            Rewriter::StatementName => sanitize::sql_span_name(text, system),
+            Rewriter::UrlName { path_ids } => sanitize::url_span_name(text, path_ids),
+        }
+    }
 }
 
 /// One native mask rule: the masker over all its detectors and regexes, and the one over
@@ -209,6 +232,7 @@ pub struct Engine {
     pub texts: Vec<TextOps>,
     pub masks: Vec<Option<MaskRule>>, // by rule index; None: not a mask rule, or not native
     pub mask_digits: Vec<bool>,       // by rule index: the mask rule has digit detectors
+    pub rewriters: Vec<Option<Rewriter>>, // by rule index: a sanitize_* key rule's sanitizer
     pub int_short: i64,               // integers closer to 0 than this have too few digits to mask
     pub hasher: Option<Arc<Hasher>>,
     pub n_rules: usize,
@@ -239,7 +263,7 @@ impl Engine {
                n_rules: usize) -> Engine {
         let keys = deciders.iter().map(|_| RwLock::new(KeyMemo::default())).collect();
         Engine {
-            layout, signals, deciders, texts, masks, mask_digits, int_short, hasher, n_rules, keys,
+            layout, signals, deciders, texts, masks, mask_digits, rewriters: Vec::new(), int_short, hasher, n_rules, keys,
             answers: RwLock::new(AnswerMemo::default()),
         }
     }

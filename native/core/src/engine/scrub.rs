@@ -10,7 +10,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use super::value::py_repr;
 use super::wire::{self, fields, len_field, text, FIXED64, LEN, VARINT};
 use super::{
-    encode_question, Answer, Engine, First, KeyMemo, Op, Outcome, Question, Refused, Report, Signal,
+    encode_question, Answer, Engine, KeyMemo, Op, Outcome, Question, Refused, Report, Rewriter, Signal, TextRule,
     ATTRS, BODY, ITEMS, MAX_DEPTH, MSG, PRUNE, REPEATED, SIZE, SYSTEM, TEXT,
 };
 
@@ -421,18 +421,20 @@ impl<'e, 'g> Walk<'e, 'g> {
             Op::Rewrite => {
                 self.count(d.rule);
                 let masks: &[u32] = if d.masks.is_empty() { inherited } else { &d.masks };
-                let q = Question::Rewrite {
-                    rule: d.rule,
-                    masks: masks.to_vec(),
-                    system: system.get(self.e)?.map(str::to_string),
-                    value: value.unwrap_or(&[]).to_vec(),
-                };
-                match self.answer(q) {
-                    Some(a) => {
-                        self.apply(a);
-                        a.out.clone()
+                let sys = system.get(self.e)?.map(str::to_string);
+                match (self.e.rewriters.get(d.rule as usize).copied().flatten(), value) {
+                    (Some(rw), Some(v)) => self.rewrite_value(v, rw, masks, sys.as_deref(), depth)?,
+                    (Some(_), None) => None, // no value: nothing to sanitize
+                    (None, _) => {
+                        let q = Question::Rewrite { rule: d.rule, masks: masks.to_vec(), system: sys, value: value.unwrap_or(&[]).to_vec() };
+                        match self.answer(q) {
+                            Some(a) => {
+                                self.apply(a);
+                                a.out.clone()
+                            }
+                            None => None,
+                        }
                     }
-                    None => None,
                 }
             }
         };
@@ -578,6 +580,68 @@ impl<'e, 'g> Walk<'e, 'g> {
         out
     }
 
+    /// attributes.rewrite_value then mask_value: every string inside the value sanitized
+    /// (bytes read as UTF-8, invalid sequences replaced, become strings), then masked.
+    fn rewrite_value(&mut self, v: &[u8], rw: Rewriter, masks: &[u32], system: Option<&str>, depth: u32)
+                     -> Res<Option<Vec<u8>>> {
+        if depth > MAX_DEPTH {
+            return Err(Refused("nested too deep"));
+        }
+        let l = self.e.layout;
+        let (kind, payload, _) = kind_of(v, self.e)?;
+        let text = match kind {
+            Kind::String => Cow::Borrowed(text(payload).map_err(Refused)?),
+            Kind::Bytes => String::from_utf8_lossy(payload),
+            Kind::Array | Kind::Kvlist => {
+                let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
+                let mut slots = Vec::new();
+                for f in fields(payload) {
+                    let f = f.map_err(Refused)?;
+                    if f.number != inner || f.wire != LEN {
+                        return Err(Refused("a list field the engine does not know"));
+                    }
+                    let new = if kind == Kind::Array {
+                        self.rewrite_value(f.payload, rw, masks, system, depth + 1)?
+                    } else {
+                        let (_, value) = split_kv(f.payload, self.e)?;
+                        match value {
+                            Some(inner_v) => self.rewrite_value(inner_v, rw, masks, system, depth + 1)?
+                                .map(|nv| self.replace_kv_value(f.payload, &nv))
+                                .transpose()?,
+                            None => None,
+                        }
+                    };
+                    if let Some(b) = new {
+                        slots.push(Slot { start: f.start, end: f.end, edit: Edit::Put(len_field(f.number, &b)), prunable: false, counted: false });
+                    }
+                }
+                return Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))));
+            }
+            _ => return Ok(None), // numbers and booleans carry no text to sanitize
+        };
+        let mut out = rw.apply(&text, system);
+        if !masks.is_empty() {
+            if let Some(masked) = self.mask_text(&out, masks) {
+                out = masked;
+            }
+        }
+        Ok(Some(self.string_value(out.as_bytes())))
+    }
+
+    /// A KeyValue with its value replaced (its key and any other field kept).
+    fn replace_kv_value(&self, kv: &[u8], value: &[u8]) -> Res<Vec<u8>> {
+        let l = self.e.layout;
+        let mut out = Vec::with_capacity(kv.len() + value.len());
+        for f in fields(kv) {
+            let f = f.map_err(Refused)?;
+            if f.number != l.kv_value {
+                out.extend_from_slice(&kv[f.start..f.end]);
+            }
+        }
+        wire::put_len(&mut out, l.kv_value, value);
+        Ok(out)
+    }
+
     /// attributes.hash_value: every scalar by the hex hash of its canonical bytes;
     /// arrays and kvlists keep their shape. None: nothing to hash.
     fn hash_value(&mut self, v: &[u8], depth: u32) -> Res<Option<Vec<u8>>> {
@@ -669,17 +733,35 @@ impl<'e, 'g> Walk<'e, 'g> {
                 None => None,
             });
         }
-        match &t.first {
-            First::Remove(rule) => {
-                self.count(*rule);
-                Ok(Some(String::new()))
+        // text.scrub_text: sanitizers each run (counted when they change the text), a
+        // delete or replace ends the list; then the masks on what is left.
+        let mut out: Cow<str> = Cow::Borrowed(s);
+        for r in &t.rules {
+            match r {
+                TextRule::Rewrite(rule, rw) => {
+                    let new = rw.apply(&out, system.as_deref());
+                    if new != *out {
+                        self.count(*rule);
+                        out = Cow::Owned(new);
+                    }
+                }
+                TextRule::Remove(rule) => {
+                    self.count(*rule);
+                    return Ok(Some(String::new()));
+                }
+                TextRule::Replace(rule, r) => {
+                    self.count(*rule);
+                    return Ok(Some(r.clone()));
+                }
+                TextRule::Python => return Err(Refused("a text rule with no native form")), // python is set
             }
-            First::Replace(rule, r) => {
-                self.count(*rule);
-                Ok(Some(r.clone()))
-            }
-            First::None => Ok(self.mask_text(s, &t.masks)),
         }
+        if !t.masks.is_empty() {
+            if let Some(masked) = self.mask_text(&out, &t.masks) {
+                out = Cow::Owned(masked);
+            }
+        }
+        Ok((*out != *s).then(|| out.into_owned()))
     }
 
     /// A log body: its whole-field rule, then key rules and masks inside it. None:
@@ -689,12 +771,13 @@ impl<'e, 'g> Walk<'e, 'g> {
         let t = e.texts.get(ops as usize);
         let (kind, _, _) = kind_of(v, e)?;
         if kind != Kind::None {
-            match t.map(|t| &t.first) {
-                Some(First::Remove(rule)) => {
+            // attributes.scrub_value: the first whole-field rule, when it deletes or replaces.
+            match t.and_then(|t| t.rules.first()) {
+                Some(TextRule::Remove(rule)) => {
                     self.count(*rule);
                     return Ok(Some(None));
                 }
-                Some(First::Replace(rule, r)) => {
+                Some(TextRule::Replace(rule, r)) => {
                     self.count(*rule);
                     return Ok(Some(Some(self.string_value(r.as_bytes()))));
                 }

@@ -7,7 +7,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Deserialize;
 
 use super::{
-    Decider, DropTest, Engine, Entry, First, Layout, MaskRule, Message, Role, Signal, TextOps, BODY, ITEMS, MSG,
+    Decider, DropTest, Engine, Entry, Layout, MaskRule, Message, Rewriter, Role, Signal, TextOps, TextRule, BODY, ITEMS, MSG,
 };
 use std::sync::Arc;
 
@@ -17,7 +17,11 @@ use crate::mask::{MaskSpec, Masker};
 pub type MessageSpec = (u32, Vec<Entry>); // (attributes field number, entries)
 pub type DropSpec = (String, u32, bool, Vec<String>); // (key, rule, is_regex, values or [pattern])
 pub type MaskSpecTuple = (Vec<String>, Vec<String>, String, Vec<String>);
-pub type TextSpec = (bool, u8, u32, String, Vec<u32>); // (python, first: 0 none 1 delete 2 replace, rule, replacement, masks)
+/// (rules: (kind, rule, replacement, path_ids) each, kind 1 delete, 2 replace, 3 statement
+/// span name, 4 URL span name, 0 none native; masks)
+pub type TextSpec = (Vec<(u8, u32, String, bool)>, Vec<u32>);
+/// Per rule index: a sanitize_* key rule's sanitizer: (1 statement | 2 URL, path_ids).
+pub type RewriterSpec = (u8, bool);
 
 #[derive(Deserialize)]
 pub struct Spec {
@@ -27,6 +31,8 @@ pub struct Spec {
     /// engine's dialect) is asked of Python instead.
     #[serde(default)]
     pub masks: Vec<Option<MaskSpecTuple>>,
+    #[serde(default)]
+    pub rewriters: Vec<Option<RewriterSpec>>,
     pub signals: Vec<(Vec<MessageSpec>, Vec<DropSpec>)>,
     pub descend: Vec<bool>,
     pub texts: Vec<TextSpec>,
@@ -62,21 +68,36 @@ pub fn build(spec: Spec, hasher: Option<Hasher>) -> Result<Engine, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let deciders = spec.descend.into_iter().map(|descend| Decider { descend }).collect();
     let mut texts = Vec::with_capacity(spec.texts.len());
-    for (python, first, rule, replacement, masks) in spec.texts {
-        if (first != 0 && bad_rule(rule)) || masks.iter().any(|m| bad_rule(*m)) {
+    for (rules, masks) in spec.texts {
+        if masks.iter().any(|m| bad_rule(*m)) || rules.iter().any(|r| r.0 != 0 && bad_rule(r.1)) {
             return Err("a text rule out of range".into());
         }
-        let first = match first {
-            1 => First::Remove(rule),
-            2 => First::Replace(rule, replacement),
-            _ => First::None,
-        };
-        texts.push(TextOps { python, first, masks });
+        let rules: Vec<TextRule> = rules
+            .into_iter()
+            .map(|(kind, rule, replacement, path_ids)| match kind {
+                1 => TextRule::Remove(rule),
+                2 => TextRule::Replace(rule, replacement),
+                3 => TextRule::Rewrite(rule, Rewriter::StatementName),
+                4 => TextRule::Rewrite(rule, Rewriter::UrlName { path_ids }),
+                _ => TextRule::Python,
+            })
+            .collect();
+        let python = rules.iter().any(|r| matches!(r, TextRule::Python));
+        texts.push(TextOps { python, rules, masks });
     }
+    let rewriters = (0..n)
+        .map(|i| match spec.rewriters.get(i).copied().flatten() {
+            Some((1, _)) => Some(Rewriter::Statement),
+            Some((2, path_ids)) => Some(Rewriter::Url { path_ids }),
+            _ => None,
+        })
+        .collect();
     if spec.mask_digits.len() != n || masks.len() != n {
         return Err("one mask entry per rule".into());
     }
-    Ok(Engine::new(layout, signals, deciders, texts, masks, spec.mask_digits, spec.int_short, hasher, n))
+    let mut engine = Engine::new(layout, signals, deciders, texts, masks, spec.mask_digits, spec.int_short, hasher, n);
+    engine.rewriters = rewriters;
+    Ok(engine)
 }
 
 fn signal(messages: Vec<MessageSpec>, drops: Vec<DropSpec>, deciders: usize, texts: usize) -> Result<Signal, String> {
