@@ -12,7 +12,7 @@ All three are timed alternately in the same loop, so machine noise hits them ali
 
 Workloads (workloads.py, the generator loadgen.py sends from too): traces (1000-span
 batches, 12 attributes per span of which 5 sensitive), traces-clean (same shape, no
-sensitive key), traces-values (10 benign attributes, a 200-byte free-text attribute and a
+sensitive key), traces-json (the traces batches as OTLP-JSON in and out), traces-values (10 benign attributes, a 200-byte free-text attribute and a
 SQL statement per span: the mask/sanitize cost), metrics (1000 data points, 20 per
 metric, gauges, sums and histograms with exemplars, 8 attributes each, 3 sensitive), logs
 (1000 records, 10 attributes of which 4 sensitive, structured bodies with a sensitive key
@@ -38,6 +38,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
+from redact_proxy import codec  # noqa: E402
 from redact_proxy.codec import Format  # noqa: E402
 from redact_proxy.engine import Engine  # noqa: E402
 from redact_proxy.pipeline import _redact  # noqa: E402
@@ -62,6 +63,10 @@ WORKLOADS = {
     "traces-clean": ("traces", ExportTraceServiceRequest,
                      lambda rng: build_body("traces", rng, BATCH, 12, 0, VALUE_SIZE), BATCH),
     "traces-values": ("traces", ExportTraceServiceRequest, lambda rng: values_body(rng, BATCH, 10, VALUE_SIZE), BATCH),
+    # The traces batches as OTLP-JSON, in and out (the OTel JavaScript SDKs' default);
+    # the floor stays the protobuf parse + serialize of the same batch.
+    "traces-json": ("traces", ExportTraceServiceRequest,
+                    lambda rng: build_body("traces", rng, BATCH, 12, 5, VALUE_SIZE), BATCH),
     "metrics": ("metrics", ExportMetricsServiceRequest,
                 lambda rng: build_body("metrics", rng, BATCH, 8, 3, VALUE_SIZE, exemplars=True), BATCH),
     "logs": ("logs", ExportLogsServiceRequest,
@@ -84,15 +89,17 @@ def measure(name: str, policy, seconds: float) -> dict:
 
     engine = Engine(policy)
 
-    def proxy() -> None:  # exactly the pipeline's path (pipeline._redact), minus the network
-        batch, _report = _redact(BY_NAME[signal], pool[next(turn) % BATCH_POOL], Format.PROTOBUF, engine)
-        batch.to_bytes(Format.PROTOBUF)
+    fmt = Format.JSON if name.endswith("-json") else Format.PROTOBUF
+    bodies = [codec.encode(cls.FromString(b), fmt) for b in pool] if fmt is Format.JSON else pool
 
-    def reference() -> None:  # the Python reference scrubber alone: decode, scrub, encode
-        msg = cls()
-        msg.ParseFromString(pool[next(turn) % BATCH_POOL])
+    def proxy() -> None:  # exactly the pipeline's path (pipeline._redact), minus the network
+        batch, _report = _redact(BY_NAME[signal], bodies[next(turn) % BATCH_POOL], fmt, engine)
+        batch.to_bytes(fmt)
+
+    def reference() -> None:  # the Python reference: the codec's decode, the scrub, its encode
+        msg = codec.decode(BY_NAME[signal], bodies[next(turn) % BATCH_POOL], fmt)
         scrub(signal, msg, policy)
-        msg.SerializeToString()
+        codec.encode(msg, fmt)
 
     for fn in (floor, proxy, reference):  # warm-up: memoised key decisions, allocator
         fn()

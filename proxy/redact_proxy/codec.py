@@ -39,7 +39,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
-from redact_proxy import validate
+from redact_proxy import otlpjson, validate
 from redact_proxy.errors import MalformedRequest, RequestError, RequestTooLarge, UnsupportedMediaType
 from redact_proxy.signals import ALL, Signal
 from redact_proxy.validate import ID_LENGTHS, Wire
@@ -481,8 +481,10 @@ def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
     try:
         # Unknown members are ignored, as the OTLP spec asks of receivers.
         json_format.ParseDict(tree, msg, ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+    except (json_format.ParseError, RecursionError, ValueError, TypeError, OverflowError, SystemError) as exc:
         # ParseError text can quote the offending value: keep it out of the message.
+        # (OverflowError: an integer too large for a double; SystemError: a member name
+        # with a lone surrogate, found by tests/test_otlpjson.py.)
         raise MalformedRequest(
             f"body is not valid OTLP-JSON for {name}"
         ) from exc
@@ -605,8 +607,13 @@ class Batch:
         data = self._encoded.get(fmt)
         if data is None:
             # OTLP-JSON is always re-encoded: members the parser ignored as unknown must
-            # not reach upstream unscanned.
-            data = encode(self.message, fmt)
+            # not reach upstream unscanned. From protobuf bytes of known fields (the
+            # engine's output), natively, byte for byte what `encode` writes.
+            pb = self._encoded.get(Format.PROTOBUF)
+            if fmt is Format.JSON and pb is not None and self._wire is Wire.KNOWN_ONLY:
+                data = otlpjson.encode(pb, self.signal.name)
+            else:
+                data = encode(self.message, fmt)
             if fmt is self.source_fmt is Format.PROTOBUF and not self.changed and data == self.original:
                 data = self.original
             self._encoded[fmt] = data

@@ -39,7 +39,8 @@ from google.protobuf.message import Message
 
 from redact_proxy.codec import Batch, Format
 from redact_proxy.engine import Engine
-from redact_proxy.errors import Overloaded, RedactionFailed, UpstreamError
+from redact_proxy import otlpjson
+from redact_proxy.errors import MalformedRequest, Overloaded, RedactionFailed, UpstreamError
 from redact_proxy.forward import Forwarder
 from redact_proxy.policy import CompiledPolicy
 from redact_proxy.scrub import Report, scrub
@@ -214,6 +215,20 @@ def _redact(signal: Signal, body: bytes, fmt: Format, engine: Engine) -> tuple[B
             if result is not None:
                 out, report = result
                 return Batch.verbatim(signal, body if out is None else out), report
+    elif fmt is Format.JSON:
+        # OTLP-JSON is transcoded natively (exactly as the codec reads it), scrubbed as
+        # protobuf, and stays JSON for an OTLP/HTTP upstream (codec: the batch's client
+        # format). A body the transcoder refuses takes the reference path, whose decoder
+        # gives the client its answer.
+        try:
+            pb = otlpjson.decode(body, signal.name)
+        except MalformedRequest:
+            pb = None
+        if pb is not None and engine.triage.exact(signal, pb):
+            result = _fail_closed(signal, engine.scrub, signal, pb)
+            if result is not None:
+                out, report = result
+                return Batch.stored(signal, pb if out is None else out, Format.JSON), report
     batch = Batch.from_bytes(signal, body, fmt, wire)
     report = _fail_closed(signal, scrub, signal.name, batch.message, policy)
     if report.changed:
