@@ -129,7 +129,8 @@ class Engine:
             result = self._native.scrub(index, body)
             if result[0] == "done":
                 _, out, items, redactions, dropped = result
-                return out, Report(items, items - sum(dropped), out is not None, redactions, dropped)
+                return out, Report(items, items - sum(dropped), out is not None, redactions, dropped,
+                                   "untouched" if out is None else "rewritten")
             if result[0] == "refused":
                 return None
             self._answer(result[1])

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from redact_proxy.policy import Action, CompiledPolicy
+from redact_proxy.scrub import PATHS
 from redact_proxy.signals import ALL, Signal, Transport
 
 # `*_created` series double the exposition and no dashboard or alert here uses them.
@@ -89,6 +90,9 @@ METRICS: tuple[Metric, ...] = (
            (("multiprocess_mode", "livesum"),)),
     Metric("queue_dropped", Counter, "redact_proxy_queue_dropped", "",
            "Persistent queue: batches given up, by reason (rejected, corrupt, torn).", ("reason",)),
+    Metric("triage", Counter, "redact_proxy_triage", "",
+           "Batches by the path that scrubbed them: the native engine (untouched, rewritten) or the reference "
+           "scrubber and why (scrub.PATHS).", ("signal", "result")),
     # --audit: what survived the policy, by finding kind (audit/shapes.py KINDS, a closed
     # set); never a key or a value in a label.
     Metric("audit_findings", Counter, "redact_proxy_audit_findings", "",
@@ -136,12 +140,14 @@ class Telemetry:
     queue_records: Gauge
     queue_dropped: Counter
     audit_findings: Counter
+    triage: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         for metric in METRICS:
             setattr(self, metric.attr, declare(metric, self.registry))
         self._audit_handles: dict[tuple[str, str, str], Counter] = {}
+        self._triage = {(s, path): self.triage.labels(s.name, path) for s in ALL for path in PATHS}
         self._policy_sha: str | None = None
         for result in ("success", "failure"):
             self.policy_reloads.labels(result)
@@ -169,6 +175,9 @@ class Telemetry:
 
     def upstream_error(self, signal: Signal, code: str) -> None:
         self.upstream_errors.labels(signal.name, code).inc()
+
+    def triaged(self, signal: Signal, path: str) -> None:
+        self._triage[(signal, path)].inc()
 
     def audit_found(self, signal: str, found: dict) -> None:
         """One request's audit findings, {(level, kind): n}. Children are made on first

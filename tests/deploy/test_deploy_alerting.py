@@ -29,6 +29,7 @@ SPEC_METRICS = {
     "redact_proxy_request_duration_seconds", "redact_proxy_redact_duration_seconds",
     "redact_proxy_inflight_requests", "redact_proxy_policy_reloads_total", "redact_proxy_policy_info",
     "redact_proxy_audit_findings_total",  # serve --audit (README, Audit)
+    "redact_proxy_triage_total",  # which path scrubbed each batch (README, Metrics; issue 12)
 }
 
 

@@ -198,3 +198,40 @@ def test_json_bodies_take_the_engine_and_come_out_as_the_reference_would(signal)
 
     check()
     assert any(took_engine), "no generated JSON body took the engine"
+
+
+def test_each_path_is_named_in_the_report():
+    """The closed set redact_proxy_triage_total counts: which path scrubbed a batch."""
+    from redact_proxy.codec import Format, encode
+    from redact_proxy.pipeline import _redact
+    from redact_proxy.scrub import PATHS
+
+    engine, sig = ENGINES["doctrine"], BY_NAME["traces"]
+    req = sig.request()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="GET /rooms", trace_id=b"t" * 16, span_id=b"s" * 8)
+    clean = req.SerializeToString()
+    span.attributes.add(key="user.email").value.string_value = "ada@example.com"
+    dirty = req.SerializeToString()
+    unknown = dirty + b"\xa0\x06\x01"  # field 100, varint: unknown to this OTLP version
+    nul = sig.request()
+    nul.resource_spans.add().scope_spans.add().spans.add(name="a\x00b", trace_id=b"t" * 16, span_id=b"s" * 8)
+    cases = {
+        "untouched": (clean, Format.PROTOBUF),
+        "rewritten": (dirty, Format.PROTOBUF),
+        "reference_unknown_fields": (unknown, Format.PROTOBUF),
+        "reference_unvouched": (nul.SerializeToString(), Format.PROTOBUF),  # NUL in a text: triage's walk refuses
+        # An unknown member nested past the transcoder's bound (512) but not Python's: the
+        # codec ignores it, the transcoder refuses the body.
+        "reference_json_refused": (b'{"resourceSpans": [], "x": ' + b"[" * 600 + b"]" * 600 + b"}", Format.JSON),
+        "json": (encode(sig.request.FromString(dirty), Format.JSON), Format.JSON),
+    }
+    seen = {}
+    for name, (body, fmt) in cases.items():
+        _batch, report = _redact(sig, body, fmt, engine)
+        seen[name] = report.path
+    assert seen["untouched"] == "untouched" and seen["rewritten"] == "rewritten"
+    assert seen["reference_unknown_fields"] == "reference_unknown_fields"
+    assert seen["reference_unvouched"] == "reference_unvouched"
+    assert seen["json"] == "rewritten"
+    assert seen["reference_json_refused"] == "reference_json_refused"
+    assert set(seen.values()) <= set(PATHS)

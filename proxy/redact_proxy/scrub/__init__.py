@@ -17,6 +17,16 @@ from redact_proxy.scrub.attributes import Tally
 _BY_SIGNAL = {"traces": traces, "metrics": metrics, "logs": logs}
 
 
+# What redact_proxy_triage_total counts, a closed set: the engine left the batch as it
+# came, or rewrote it; or the reference scrubber took it, and why: a field this OTLP
+# version does not know (it must be dropped, which the engine does not do), a body
+# triage's walk would not vouch the decoder accepts exactly (also NUL in a text, or
+# nesting past its bound), OTLP-JSON the transcoder refused, or the engine declined
+# (a body it could not read, or questions that did not settle).
+PATHS: tuple[str, ...] = ("untouched", "rewritten", "reference_unknown_fields", "reference_unvouched",
+                          "reference_json_refused", "reference_declined")
+
+
 @dataclass(frozen=True)
 class Report:
     items_in: int
@@ -24,6 +34,9 @@ class Report:
     changed: bool
     redactions: list[int]  # per rule index
     dropped: list[int]  # per rule index
+    # Which path scrubbed the batch (PATHS): the native engine ("untouched", "rewritten")
+    # or the reference scrubber, and why (the pipeline says; "reference" elsewhere).
+    path: str = "reference"
 
 
 def count(signal: str, request) -> int:
