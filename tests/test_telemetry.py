@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import inproc
 from redact_proxy.signals import ALL, BY_NAME, LOGS, TRACES, Transport
+from redact_proxy.scrub import PATHS
 from redact_proxy.telemetry import QUEUE_DROP_REASONS, Telemetry
 
 SIGNALS = [s.name for s in ALL]
@@ -65,5 +66,5 @@ def test_the_exposition_names_only_rules_signals_and_codes():
     t.rules_for(compiled)[TRACES][0][0].inc()
     t.upstream_error(TRACES, "connect")
     labels = {v for _, pairs in _samples(t) for k, v in pairs if k != "le"}  # le: histogram buckets
-    assert labels <= {*SIGNALS, *TRANSPORTS, *QUEUE_DROP_REASONS, "secret", "delete", "connect", compiled.sha256,
+    assert labels <= {*SIGNALS, *TRANSPORTS, *QUEUE_DROP_REASONS, *PATHS, "secret", "delete", "connect", compiled.sha256,
                       "success", "failure"}
