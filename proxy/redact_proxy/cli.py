@@ -172,6 +172,14 @@ def check(path: str) -> int:
             print(line, file=sys.stderr)
         print(f"{path}: {len(exc.errors)} problem(s)", file=sys.stderr)
         return EXIT_CONFIG
+    from redact_proxy.engine import dialect_errors
+
+    declined = dialect_errors(policy)
+    if declined:
+        for line in declined:
+            print(line, file=sys.stderr)
+        print(f"{path}: {len(declined)} problem(s)", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"{path}: OK, {policy.summary()}, sha256 {policy.sha256}")
     for rule in policy.rules:
         parts = list(rule.keys + rule.patterns)

@@ -25,6 +25,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from redact_proxy._native import Engine as _NativeEngine
+from redact_proxy._native import check_regex
 from redact_proxy.fields import FIELDS, Treatment
 from redact_proxy.policy import CompiledPolicy, Level
 from redact_proxy.policy.compile import OP_HASH, OP_KEEP, OP_REMOVE, OP_REPLACE, OP_REWRITE, Mask, TextOps
@@ -116,27 +117,34 @@ class Engine:
             "rewriters": [_rewriter_spec(r) for r in policy.rules],
         }
         s = self.spec
-        self._native = _NativeEngine(s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"],
-                                     s["int_short"], (policy.hash_algorithm, policy.hash_key), n, s["masks"],
-                                     s["rewriters"])
+        # A regex outside the engine's dialect (dialect_errors) leaves its mask rule to the
+        # Python masker; in a drop condition it leaves every batch to the reference.
+        drops_native = all(check_regex(r.when.values[0]) is None for r in policy.rules
+                           if r.when is not None and r.when.op == "matches")
+        self._native = None if not drops_native else _NativeEngine(
+            s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"], s["int_short"],
+            (policy.hash_algorithm, policy.hash_key), n, s["masks"], s["rewriters"])
 
     # --- the request path -------------------------------------------------------------
 
     def scrub(self, signal: Signal, body: bytes) -> tuple[bytes | None, Report] | None:
         """The scrubbed body (None: unchanged) and its Report; None: take the reference path."""
+        native = self._native
+        if native is None:
+            return None
         index = self._signal_index[signal.name]
         for _ in range(ROUNDS):
-            result = self._native.scrub(index, body)
+            result = native.scrub(index, body)
             if result[0] == "done":
                 _, out, items, redactions, dropped = result
                 return out, Report(items, items - sum(dropped), out is not None, redactions, dropped,
                                    "untouched" if out is None else "rewritten")
             if result[0] == "refused":
                 return None
-            self._answer(result[1])
+            self._answer(native, result[1])
         return None
 
-    def _answer(self, questions) -> None:
+    def _answer(self, native, questions) -> None:
         keys, answers = [], []
         for q in questions:
             if q[0] == _Q_KEY:
@@ -144,9 +152,9 @@ class Engine:
             else:
                 answers.append(self._reply(q))
         if keys:
-            self._native.learn_keys(keys)
+            native.learn_keys(keys)
         if answers:
-            self._native.learn_answers(answers)
+            native.learn_answers(answers)
 
     def _decide(self, q):
         _, decider, parent, key = q
@@ -242,6 +250,23 @@ class Engine:
                 regex = when.op == "matches"
                 out.append((key, r.index, regex, [when.values[0]] if regex else list(when.values)))
         return out
+
+
+def dialect_errors(policy: CompiledPolicy) -> list[str]:
+    """Located problems with the policy's mask and drop regexes in the engine's regex
+    dialect (RE2's meaning in the Rust regex engine, native/core/src/mask/dialect.rs):
+    what `redact-proxy check` reports. Such a regex still works, on the Python path."""
+    found = []
+    for rule in policy.rules:
+        places = [(f"regexes[{j}]", p) for j, p in enumerate(rule.regexes)]
+        if rule.when is not None and rule.when.op == "matches":
+            places.append(("when.matches", rule.when.values[0]))
+        for where, pattern in places:
+            why = check_regex(pattern)
+            if why is not None:
+                found.append(f"{policy.source}:{rule.where}.{where}: regex outside the native engine's dialect "
+                             f"({why.splitlines()[0]}); it runs on the slower Python path")
+    return found
 
 
 def _text_spec(ops: TextOps, target: str, policy_rules) -> tuple:

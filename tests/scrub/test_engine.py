@@ -235,3 +235,25 @@ def test_each_path_is_named_in_the_report():
     assert seen["json"] == "rewritten"
     assert seen["reference_json_refused"] == "reference_json_refused"
     assert set(seen.values()) <= set(PATHS)
+
+
+def test_a_regex_outside_the_engines_dialect_is_reported_and_still_applied(tmp_path):
+    r"""`redact-proxy check` reports it (engine.dialect_errors); the engine asks Python for
+    that mask rule, and leaves every batch to the reference when it is a drop condition."""
+    from redact_proxy.engine import dialect_errors
+
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nhash: {algorithm: sha256}\nrules:\n"
+                    "  - {name: m, action: mask, regexes: ['\\Qtok-\\E[0-9]+'], targets: [attributes, span_name]}\n")
+    policy = load(path, ENV)
+    [problem] = dialect_errors(policy)
+    assert "rules[0].regexes[0]" in problem and "tok-" not in problem.split("(")[0]
+    engine = Engine(policy)
+    req = BY_NAME["traces"].request()
+    span = req.resource_spans.add().scope_spans.add().spans.add(name="tok-12 x", trace_id=b"t" * 16, span_id=b"s" * 8)
+    span.attributes.add(key="note").value.string_value = "id tok-99"
+    assert_same("traces", req.SerializeToString(), policy, engine)
+    path.write_text("version: 1\nhash: {algorithm: sha256}\nrules:\n"
+                    "  - {name: d, action: drop, when: {key: route, matches: '\\C+'}}\n")
+    policy = load(path, ENV)
+    assert dialect_errors(policy) and Engine(policy).scrub(BY_NAME["traces"], req.SerializeToString()) is None

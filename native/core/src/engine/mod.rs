@@ -92,14 +92,14 @@ pub struct Signal {
 
 pub enum DropTest {
     Values(rustc_hash::FxHashSet<String>),
-    Regex(regex::Regex),
+    Regex(regex::bytes::Regex),
 }
 
 impl DropTest {
     pub fn test(&self, text: &str) -> bool {
         match self {
             DropTest::Values(set) => set.contains(text),
-            DropTest::Regex(re) => re.is_match(text),
+            DropTest::Regex(re) => re.is_match(text.as_bytes()),
         }
     }
 }

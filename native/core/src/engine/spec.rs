@@ -128,7 +128,9 @@ fn signal(messages: Vec<MessageSpec>, drops: Vec<DropSpec>, deciders: usize, tex
     for (key, rule, is_regex, values) in drops {
         let test = if is_regex {
             let pattern = values.first().ok_or("a regex drop needs its pattern")?;
-            DropTest::Regex(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?)
+            // RE2's meaning (`fullmatch`), through the masks' dialect translation.
+            let pattern = crate::mask::translate(pattern)?;
+            DropTest::Regex(regex::bytes::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?)
         } else {
             DropTest::Values(values.into_iter().collect::<HashSet<_>>())
         };
