@@ -54,7 +54,7 @@ log = logging.getLogger("redact_proxy")
 
 class Pipeline:
     def __init__(self, policy: CompiledPolicy, forwarder: Forwarder, telemetry: Telemetry, max_inflight: int,
-                 max_inflight_bytes: int, auditor=None):
+                 max_inflight_bytes: int, auditor=None, scrub_threads: int = 1):
         self.forwarder = forwarder
         self.auditor = auditor  # audit.Auditor (--audit): fed each scrubbed batch, off the loop
         self.telemetry = telemetry
@@ -64,7 +64,7 @@ class Pipeline:
         self.inflight_bytes = 0  # bytes held by the requests in progress (Slot)
         self.unsized = 0  # slots still charged the largest size, their size unknown
         self.cancelled = 0  # requests cut before they were answered
-        self._scrub_thread = ThreadPoolExecutor(1, thread_name_prefix="redact-scrub")
+        self._scrub_thread = ThreadPoolExecutor(scrub_threads, thread_name_prefix="redact-scrub")
         self._active: tuple[CompiledPolicy, dict, Engine]
         self.set_policy(policy)
 

@@ -96,7 +96,7 @@ class Service:
 
             auditor = self.admin.auditor = Auditor(policy, self.telemetry.audit_found)
         self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes,
-                                 auditor)
+                                 auditor, s.scrub_threads)
         if s.admin_listen:
             await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
         if s.grpc_listen:

@@ -164,6 +164,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)", _upstream),
     Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them",
            _positive_int),
+    Option("--scrub-threads", "1",
+           "threads per process that scrub batches (the native engine runs without the GIL); more cores: "
+           "prefer --workers (benchmarks/threads.py, README Performance)", _positive_int),
     Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression",
            _positive_int, "bytes"),
     Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)",
@@ -323,6 +326,7 @@ class Settings:
     max_request_bytes: int  # bytes, decompressed
     max_inflight: int  # requests
     max_inflight_bytes: int  # bytes
+    scrub_threads: int  # per process
     max_connections: int  # per receiver
     max_concurrent_streams: int  # per gRPC connection
     header_timeout: float  # seconds
