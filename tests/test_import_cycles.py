@@ -45,6 +45,6 @@ def test_no_cycle_no_component(tmp_path):
     assert tool.cycles(tool.graph(tmp_path, "pkg")) == []
 
 
-def test_the_policy_package_has_no_import_cycle():
-    found = tool.cycles(tool.graph(ROOT / "proxy", "redact_proxy"))
-    assert not [c for c in found if any(m.startswith("redact_proxy.policy") for m in c)], found
+def test_the_package_has_no_import_cycle():
+    """None at all since the Forwarder protocol left forward/__init__.py (issue 13)."""
+    assert tool.cycles(tool.graph(ROOT / "proxy", "redact_proxy")) == []

@@ -15,24 +15,10 @@ once the batch is stored on disk, and owns the retries of its deliveries.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from google.protobuf.message import Message
-
-from redact_proxy.codec import Batch, Format
+from redact_proxy.forward.base import Forwarder
 from redact_proxy.settings import Settings
 
-
-class Forwarder(Protocol):
-    async def start(self) -> None: ...
-
-    def wire_format(self, fmt: Format) -> Format:
-        """The encoding a batch whose client sent ``fmt`` goes upstream in."""
-        ...
-
-    async def forward(self, batch: Batch) -> Message: ...
-
-    async def close(self) -> None: ...
+__all__ = ["Forwarder", "build"]
 
 
 def build(settings: Settings, telemetry=None) -> Forwarder:

@@ -41,7 +41,7 @@ from redact_proxy.errors import (
     MalformedRequest, Overloaded, QueueFull, RequestTooLarge, StartupError, UpstreamError, UpstreamThrottled,
     UpstreamUnavailable,
 )
-from redact_proxy.forward import Forwarder
+from redact_proxy.forward.base import Forwarder
 from redact_proxy.forward.segments import Record, SegmentStore, Skipped, encode
 from redact_proxy.signals import LOGS, METRICS, TRACES, Signal
 from redact_proxy.telemetry import Telemetry
