@@ -38,6 +38,7 @@ The tree (HTTP status / gRPC code of a request's answer)::
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass
 
 import grpc
@@ -104,6 +105,13 @@ class StartupError(ProxyError):
             reason = f"{exc.strerror}: {place}" if place else str(exc.strerror)
             return cls(f"{reason} ({exc.__class__.__name__})")
         return cls(f"{where}: {exc}" if where else str(exc) or exc.__class__.__name__)
+
+    @staticmethod
+    def ssl_reason(exc: OSError) -> str:
+        """Why OpenSSL would not load a PEM file, in its words (no file content)."""
+        if isinstance(exc, ssl.SSLError) and not exc.reason:
+            return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
+        return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__
 
 
 # --- per request: the client gets the answer OUTCOMES holds for the error's class ----

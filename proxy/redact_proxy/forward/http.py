@@ -109,20 +109,14 @@ def upstream_ssl_context(s: Settings) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=str(s.upstream_ca) if s.upstream_ca else None)
     except OSError as exc:  # ssl.SSLError included
-        raise StartupError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+        raise StartupError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})") from exc
     if s.upstream_cert:
         try:
             ctx.load_cert_chain(str(s.upstream_cert), str(s.upstream_key))
         except OSError as exc:
             raise StartupError(f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
-                             f"PEM certificate and matching key ({_ssl_reason(exc)})") from exc
+                             f"PEM certificate and matching key ({StartupError.ssl_reason(exc)})") from exc
     return ctx
-
-
-def _ssl_reason(exc: OSError) -> str:
-    if isinstance(exc, ssl.SSLError) and not exc.reason:
-        return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
-    return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:

@@ -96,17 +96,11 @@ def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
         ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
     except OSError as exc:  # ssl.SSLError included
         raise StartupError(f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
-                         f"and matching key ({_ssl_reason(exc)})") from exc
+                         f"and matching key ({StartupError.ssl_reason(exc)})") from exc
     if s.tls_client_ca:
         try:
             ctx.load_verify_locations(cafile=str(s.tls_client_ca))
         except OSError as exc:
-            raise StartupError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({_ssl_reason(exc)})") from exc
+            raise StartupError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})") from exc
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-
-
-def _ssl_reason(exc: OSError) -> str:
-    if isinstance(exc, ssl.SSLError) and not exc.reason:
-        return "no PEM data of that kind in it"  # OpenSSL's "PEM lib"
-    return getattr(exc, "reason", None) or exc.strerror or exc.__class__.__name__
