@@ -75,9 +75,10 @@ class Pipeline:
     def policy(self) -> CompiledPolicy:
         return self._active[0]
 
-    def set_policy(self, policy: CompiledPolicy) -> None:
-        """Swap the policy for requests that start from now on."""
-        self._active = (policy, self.telemetry.rules_for(policy), Engine(policy))
+    def set_policy(self, policy: CompiledPolicy, engine: Engine | None = None) -> None:
+        """Swap the policy (and its engine, compiled here when not given) for requests
+        that start from now on: one assignment, so a request in flight keeps its own."""
+        self._active = (policy, self.telemetry.rules_for(policy), engine or Engine(policy))
         self.telemetry.set_policy(policy)
         if self.auditor is not None:
             self.auditor.set_policy(policy)

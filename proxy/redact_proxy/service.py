@@ -26,6 +26,7 @@ import time
 
 from redact_proxy import __version__
 from redact_proxy.admin import Admin
+from redact_proxy.engine import Engine
 from redact_proxy.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, ConfigError, StartupError
 from redact_proxy.forward import build as build_forwarder
 from redact_proxy.logconfig import configure_logging
@@ -127,6 +128,8 @@ class Service:
             log.info("reloading policy %s", self.settings.policy)
             try:
                 policy = await loop.run_in_executor(self._reload_thread, load_policy, self.settings.policy)
+                # Off the loop too: compiling the engine (tables, maskers) takes tens of ms.
+                engine = await loop.run_in_executor(self._reload_thread, Engine, policy)
             except ConfigError as exc:
                 for line in exc.errors:
                     log.error("policy reload refused, old policy kept: %s", line)
@@ -135,7 +138,7 @@ class Service:
                 log.error("policy reload failed, old policy kept (%s)", exc.__class__.__name__)
                 self.telemetry.policy_reloads.labels("failure").inc()
             else:
-                self.pipeline.set_policy(policy)
+                self.pipeline.set_policy(policy, engine)
                 self.telemetry.policy_reloads.labels("success").inc()
                 log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
             if not self._reload_again:
