@@ -29,6 +29,7 @@ run: install
 # tools/, mypy over the package. A new finding fails `make test` (and so CI). The
 # formatter (`ruff format`) is configured but not yet enforced.
 lint: install
+	$(VENV)/bin/ruff format --check proxy/redact_proxy tools tests/helpers tests/conftest.py
 	$(VENV)/bin/ruff check proxy/redact_proxy tools tests/helpers tests/conftest.py
 	$(PY) -m mypy
 

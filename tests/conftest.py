@@ -13,11 +13,22 @@ from pathlib import Path
 import pytest
 
 FAST = (
-    "test_pipeline.py", "receivers", "test_errors.py", "test_telemetry.py", "test_import_cycles.py",
-    "test_codec.py", "test_settings.py", "test_validate.py",
-    "policy/test_compile.py", "policy/test_collector.py",
-    "scrub/test_attributes.py", "scrub/test_traces.py", "scrub/test_metrics.py", "scrub/test_logs.py",
-    "scrub/test_fields.py", "scrub/test_value_actions.py",
+    "test_pipeline.py",
+    "receivers",
+    "test_errors.py",
+    "test_telemetry.py",
+    "test_import_cycles.py",
+    "test_codec.py",
+    "test_settings.py",
+    "test_validate.py",
+    "policy/test_compile.py",
+    "policy/test_collector.py",
+    "scrub/test_attributes.py",
+    "scrub/test_traces.py",
+    "scrub/test_metrics.py",
+    "scrub/test_logs.py",
+    "scrub/test_fields.py",
+    "scrub/test_value_actions.py",
 )
 
 _HERE = Path(__file__).parent

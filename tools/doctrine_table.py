@@ -93,18 +93,22 @@ def registry() -> list[Attribute]:
                 continue
             entry = found.setdefault(value, {"statuses": set(), "deprecated": "no", "template": False})
             entry["statuses"].add(status)
-            entry["deprecated"] = max(entry["deprecated"], _deprecation(docs.get(name, "")),
-                                      key=_DEPRECATION_ORDER.index)
+            entry["deprecated"] = max(
+                entry["deprecated"], _deprecation(docs.get(name, "")), key=_DEPRECATION_ORDER.index
+            )
             entry["template"] |= name == _constant_of(value) + "_TEMPLATE"
-    return sorted((
-        Attribute(
-            key=f"{value}.<key>" if entry["template"] else value,
-            probe=f"{value}.{TEMPLATE_SUFFIX}" if entry["template"] else value,
-            status="stable" if "stable" in entry["statuses"] else "incubating",
-            deprecated=entry["deprecated"],
-        )
-        for value, entry in found.items()
-    ), key=lambda a: a.key)
+    return sorted(
+        (
+            Attribute(
+                key=f"{value}.<key>" if entry["template"] else value,
+                probe=f"{value}.{TEMPLATE_SUFFIX}" if entry["template"] else value,
+                status="stable" if "stable" in entry["statuses"] else "incubating",
+                deprecated=entry["deprecated"],
+            )
+            for value, entry in found.items()
+        ),
+        key=lambda a: a.key,
+    )
 
 
 def replacements() -> dict[str, str]:
@@ -139,8 +143,12 @@ def _docstrings(module) -> dict[str, str]:
             target = node.targets[0]
         else:
             continue
-        if (isinstance(target, ast.Name) and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
             docs[target.id] = following.value.value.strip()
     return docs
 
@@ -207,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     if current == text:
         print(f"{args.output}: up to date ({keys} keys)")
         return 0
-    sys.stdout.writelines(difflib.unified_diff(
-        current.splitlines(keepends=True), text.splitlines(keepends=True), str(args.output), "regenerated", n=0))
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            current.splitlines(keepends=True), text.splitlines(keepends=True), str(args.output), "regenerated", n=0
+        )
+    )
     print(f"{args.output}: out of date; run tools/doctrine_table.py and review the diff", file=sys.stderr)
     return 1
 

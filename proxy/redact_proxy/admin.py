@@ -58,8 +58,13 @@ class Admin:
     async def start(self, listen: Listen, header_timeout: float | None = None, reuse_port: bool = False) -> None:
         # Scrapers and probes hold a few connections: a small cap and the OTLP port's
         # header timeout keep a slowloris on this port from starving /healthz.
-        self.runner = FixedErrorRunner(self.app(), connections=ConnectionGuard(ADMIN_MAX_CONNECTIONS),
-                                       header_timeout=header_timeout, access_log=None, handle_signals=False)
+        self.runner = FixedErrorRunner(
+            self.app(),
+            connections=ConnectionGuard(ADMIN_MAX_CONNECTIONS),
+            header_timeout=header_timeout,
+            access_log=None,
+            handle_signals=False,
+        )
         await self.runner.setup()
         await start_site(web.TCPSite(self.runner, listen.host, listen.port, reuse_port=reuse_port))
 

@@ -38,46 +38,57 @@ redaction policy, and forwards the clean batch upstream.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="redact-proxy", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="redact-proxy",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"redact-proxy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", help="run the proxy (the default command)",
+        "serve",
+        help="run the proxy (the default command)",
         description="Run the proxy. Every option can also be set as REDACT_PROXY_<OPTION> "
         "(e.g. REDACT_PROXY_UPSTREAM); a flag wins over the environment.",
     )
     for opt in OPTIONS:
         switch = opt.dest in SWITCHES  # a bare switch flag means "on"
         serve.add_argument(
-            opt.flag, dest=opt.dest, default=None, metavar=opt.dest.split("_")[-1].upper(),
+            opt.flag,
+            dest=opt.dest,
+            default=None,
+            metavar=opt.dest.split("_")[-1].upper(),
             help=f"{opt.help} [env {opt.env}" + (f"; default {opt.default}]" if opt.default else "]"),
-            nargs="?" if switch else None, const="on" if switch else None,
+            nargs="?" if switch else None,
+            const="on" if switch else None,
         )
 
     check = sub.add_parser(
-        "check", help="validate a policy file and print a summary",
+        "check",
+        help="validate a policy file and print a summary",
         description="Validate a policy. Exit 0 with a summary, or exit 2 with one "
         "FILE:LINE:COL: yaml.path: message line per problem.",
     )
     check.add_argument("--policy", required=True, help="policy file to check")
 
     apply = sub.add_parser(
-        "apply", help="redact an OTLP file offline",
+        "apply",
+        help="redact an OTLP file offline",
         description="Redact OTLP export requests from a file (or stdin): protobuf (one request) or "
         "OTLP-JSON (one request, or one per line as the collector's file exporter writes). "
         "The output has the input's format.",
     )
     apply.add_argument("--policy", required=True, help="policy file")
-    apply.add_argument("--signal", choices=signals.NAMES,
-                       help="signal of the input (needed for protobuf; read from OTLP-JSON)")
+    apply.add_argument(
+        "--signal", choices=signals.NAMES, help="signal of the input (needed for protobuf; read from OTLP-JSON)"
+    )
     apply.add_argument("--format", choices=("json", "protobuf"), help="input format (default: from the file extension)")
     apply.add_argument("input", nargs="?", help="input file (default: stdin, with --format)")
     apply.add_argument("-o", "--output", help="output file (default: stdout)")
 
     test = sub.add_parser(
-        "test", help="run the tests: cases of a policy file",
+        "test",
+        help="run the tests: cases of a policy file",
         description="Run the `tests:` cases embedded in a policy file. Prints ok/FAIL per case with a "
         "diff of expected and got; exit 1 if any case fails. When the hash key is not set, a fixed test "
         "key is used ({hash} in an expectation means: the hash of the input value).",
@@ -85,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--policy", required=True, help="policy file")
 
     audit = sub.add_parser(
-        "audit", help="report what still looks personal in captured OTLP after a policy",
+        "audit",
+        help="report what still looks personal in captured OTLP after a policy",
         description="Apply a policy to captured OTLP files exactly as serve would (protobuf, OTLP-JSON, the "
         "collector file exporter's JSON lines or length-prefixed protobuf; gzip or zstd) and report, per "
         "signal, level and field path, what survived: detector hits by kind, identifier-shaped values "
@@ -95,13 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
         "shown as its hash). Exit 3 when --fail-on names a kind that was found.",
     )
     audit.add_argument("--policy", required=True, help="policy file")
-    audit.add_argument("--signal", choices=("traces", "metrics", "logs"),
-                       help="signal of protobuf inputs (default: from the file name; OTLP-JSON says its own)")
+    audit.add_argument(
+        "--signal",
+        choices=("traces", "metrics", "logs"),
+        help="signal of protobuf inputs (default: from the file name; OTLP-JSON says its own)",
+    )
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
-    audit.add_argument("--fail-on", metavar="KIND[,KIND]", default="",
-                       help="exit 3 if any of these kinds survived: detector names (email, ipv4, credit_card, ...), "
-                       "uuid, digits, high_entropy, high_cardinality, free_text, or the groups secrets, ip, card, "
-                       "detectors, identifiers, any")
+    audit.add_argument(
+        "--fail-on",
+        metavar="KIND[,KIND]",
+        default="",
+        help="exit 3 if any of these kinds survived: detector names (email, ipv4, credit_card, ...), "
+        "uuid, digits, high_entropy, high_cardinality, free_text, or the groups secrets, ip, card, "
+        "detectors, identifiers, any",
+    )
     audit.add_argument("inputs", nargs="*", metavar="IN", help="input files (default: stdin)")
     return parser
 
@@ -188,7 +207,9 @@ def check(path: str) -> int:
         if rule.when:
             parts.append(f"when {rule.when.key} {rule.when.op} {list(rule.when.values)}")
         if rule.action.value == "mask":
-            parts.append(f"detectors: {', '.join(rule.detectors + rule.regexes)}; targets: {', '.join(sorted(rule.targets))}")
+            parts.append(
+                f"detectors: {', '.join(rule.detectors + rule.regexes)}; targets: {', '.join(sorted(rule.targets))}"
+            )
         print(f"  {rule.name:<28} {rule.action.value:<12} {', '.join(parts)}")
     return EXIT_OK
 
@@ -282,8 +303,11 @@ def audit(args: argparse.Namespace) -> int:
                 read += len(body.data)
                 if progress and time.monotonic() - shown > 0.5:  # counts only, like everything printed
                     shown = time.monotonic()
-                    print(f"\raudit: input {index}/{len(paths)}, {requests} requests, {read >> 20} MiB of OTLP read",
-                          end="", file=sys.stderr)
+                    print(
+                        f"\raudit: input {index}/{len(paths)}, {requests} requests, {read >> 20} MiB of OTLP read",
+                        end="",
+                        file=sys.stderr,
+                    )
         except ConfigError as exc:
             for line in exc.errors:
                 print(f"redact-proxy audit: {line}", file=sys.stderr)

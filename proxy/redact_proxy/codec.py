@@ -61,9 +61,7 @@ def format_for(content_type: str | None) -> Format:
         return Format.PROTOBUF
     if mime == "application/json":
         return Format.JSON
-    raise UnsupportedMediaType(
-        "unsupported Content-Type; OTLP/HTTP takes application/x-protobuf or application/json"
-    )
+    raise UnsupportedMediaType("unsupported Content-Type; OTLP/HTTP takes application/x-protobuf or application/json")
 
 
 def answer_format(content_type: str | None) -> Format:
@@ -102,9 +100,7 @@ def _encoding(encoding: str | None) -> str:
         return "gzip"
     if enc in ("deflate", "zstd"):
         return enc
-    raise UnsupportedMediaType(
-        f"unsupported Content-Encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-    )
+    raise UnsupportedMediaType(f"unsupported Content-Encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
 
 @dataclass(frozen=True)
@@ -155,9 +151,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         return _inflate(body, zlib.MAX_WBITS | 32, limit, "deflate")
     if enc == "zstd":
         return _unzstd(body, limit)
-    raise UnsupportedMediaType(
-        f"unsupported Content-Encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-    )
+    raise UnsupportedMediaType(f"unsupported Content-Encoding; supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
 
 def decompress_grpc(message: bytes, limit: int) -> bytes:
@@ -196,13 +190,11 @@ def _inflate(body: bytes, wbits: int, limit: int, name: str) -> bytes:
             while not d.eof:
                 if pos >= end:
                     raise MalformedRequest(f"truncated {name} body")
-                piece = view[pos:pos + feed]
+                piece = view[pos : pos + feed]
                 # The ceiling is never 0 (which would mean none): out is <= limit here.
                 out += d.decompress(piece, limit + 1 - len(out))
                 if len(out) > limit:
-                    raise RequestTooLarge(
-                        f"decompressed body exceeds --max-request-bytes ({limit})"
-                    )
+                    raise RequestTooLarge(f"decompressed body exceeds --max-request-bytes ({limit})")
                 # Below the ceiling zlib takes all it was fed; past the member's end it
                 # hands back the rest (at most ``feed`` bytes) as unused_data.
                 pos += len(piece) - (len(d.unused_data) if d.eof else 0)
@@ -234,9 +226,9 @@ def _zstd_frames_end(view: memoryview) -> None:
     for _frame in range(MAX_MEMBERS):
         if end - pos < 8:
             raise MalformedRequest("truncated zstd body")
-        magic = int.from_bytes(view[pos:pos + 4], "little")
+        magic = int.from_bytes(view[pos : pos + 4], "little")
         if magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE:
-            pos += 8 + int.from_bytes(view[pos + 4:pos + 8], "little")
+            pos += 8 + int.from_bytes(view[pos + 4 : pos + 8], "little")
         elif magic == _ZSTD_MAGIC:
             fhd = view[pos + 4]
             single_segment = fhd >> 5 & 1
@@ -246,7 +238,7 @@ def _zstd_frames_end(view: memoryview) -> None:
             while not last:
                 if end - pos < 3:
                     raise MalformedRequest("truncated zstd body")
-                header = int.from_bytes(view[pos:pos + 3], "little")
+                header = int.from_bytes(view[pos : pos + 3], "little")
                 last, kind, size = header & 1, header >> 1 & 3, header >> 3
                 if kind == 3:
                     raise MalformedRequest("corrupt zstd body")
@@ -293,9 +285,7 @@ def gzip(data: bytes) -> bytes:
 # trace or span id, for encoding. In OTLP these names occur only as fields of Span,
 # Span.Link, LogRecord and Exemplar; attribute keys sit in {"key": ..., "value": ...}
 # objects and are never JSON member names, so a walk over every object is exact.
-_ID_MEMBERS = frozenset(
-    {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
-)
+_ID_MEMBERS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 
 
 def _convert_ids(tree: object, convert) -> None:
@@ -409,8 +399,13 @@ def _hex_to_b64(value: str, length: int) -> str:
 # The root members of each signal's export request (both spellings), to tell a request
 # sent to another signal's endpoint: ParseDict would ignore them as unknown members and
 # answer 200 for an empty request.
-_ROOT_MEMBERS = {s.request.DESCRIPTOR.full_name: (s.name, frozenset(
-    n for f in s.request.DESCRIPTOR.fields for n in (f.name, f.json_name))) for s in ALL}
+_ROOT_MEMBERS = {
+    s.request.DESCRIPTOR.full_name: (
+        s.name,
+        frozenset(n for f in s.request.DESCRIPTOR.fields for n in (f.name, f.json_name)),
+    )
+    for s in ALL
+}
 
 
 def _foreign_signal(tree: dict, full_name: str) -> str | None:
@@ -437,8 +432,7 @@ def decode_response(signal: Signal, data: bytes, fmt: Format) -> Message:
     return _decode_into(signal.response(), data, fmt)
 
 
-def read_response(signal: Signal, data: bytes, content_type: str | None, encoding: str | None,
-                  limit: int) -> Message:
+def read_response(signal: Signal, data: bytes, content_type: str | None, encoding: str | None, limit: int) -> Message:
     """Upstream's answer to an accepted export: its partial_success, if it is readable.
     RequestTooLarge when it inflates past ``limit``; an answer that is empty, of another
     content type, corruptly compressed or not an export response is none (the batch was
@@ -460,16 +454,12 @@ def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
         try:
             msg.ParseFromString(data)
         except (DecodeError, RecursionError, ValueError) as exc:
-            raise MalformedRequest(
-                f"body is not a valid protobuf {name}"
-            ) from exc
+            raise MalformedRequest(f"body is not a valid protobuf {name}") from exc
         return msg
     try:
         tree = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise MalformedRequest(
-            f"body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+        raise MalformedRequest(f"body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
     except (RecursionError, UnicodeDecodeError, ValueError) as exc:
         raise MalformedRequest("body is not valid JSON") from exc
     if not isinstance(tree, dict):
@@ -485,9 +475,7 @@ def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
         # ParseError text can quote the offending value: keep it out of the message.
         # (OverflowError: an integer too large for a double; SystemError: a member name
         # with a lone surrogate, found by tests/test_otlpjson.py.)
-        raise MalformedRequest(
-            f"body is not valid OTLP-JSON for {name}"
-        ) from exc
+        raise MalformedRequest(f"body is not valid OTLP-JSON for {name}") from exc
     return msg
 
 
@@ -525,8 +513,15 @@ class Batch:
 
     __slots__ = ("signal", "_message", "original", "source_fmt", "fmt", "changed", "_encoded", "_wire")
 
-    def __init__(self, signal: Signal, message: Message | None, original: bytes, fmt: Format,
-                 wire: Wire = Wire.UNPROVEN, source_fmt: Format | None = None):
+    def __init__(
+        self,
+        signal: Signal,
+        message: Message | None,
+        original: bytes,
+        fmt: Format,
+        wire: Wire = Wire.UNPROVEN,
+        source_fmt: Format | None = None,
+    ):
         self.signal = signal
         self._message = message
         self.original = original

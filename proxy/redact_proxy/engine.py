@@ -52,39 +52,66 @@ _RESOURCE, _SCOPE = "opentelemetry.proto.resource.v1.Resource", f"{_C}.Instrumen
 
 # The level whose decider reads a message's attributes, and whose rules reach its text fields.
 _LEVEL_OF = {
-    _RESOURCE: Level.RESOURCE, f"{_C}.EntityRef": Level.RESOURCE, _SCOPE: Level.SCOPE,
-    f"{_T}.Span": Level.SPAN, f"{_T}.Status": Level.SPAN, f"{_T}.Span.Event": Level.EVENT,
-    f"{_T}.Span.Link": Level.LINK, f"{_M}.Metric": Level.DATAPOINT, f"{_M}.Exemplar": Level.EXEMPLAR,
+    _RESOURCE: Level.RESOURCE,
+    f"{_C}.EntityRef": Level.RESOURCE,
+    _SCOPE: Level.SCOPE,
+    f"{_T}.Span": Level.SPAN,
+    f"{_T}.Status": Level.SPAN,
+    f"{_T}.Span.Event": Level.EVENT,
+    f"{_T}.Span.Link": Level.LINK,
+    f"{_M}.Metric": Level.DATAPOINT,
+    f"{_M}.Exemplar": Level.EXEMPLAR,
     f"{_L}.LogRecord": Level.LOG,
-    **{f"{_M}.{p}": Level.DATAPOINT for p in ("NumberDataPoint", "HistogramDataPoint",
-                                              "ExponentialHistogramDataPoint", "SummaryDataPoint")},
+    **{
+        f"{_M}.{p}": Level.DATAPOINT
+        for p in ("NumberDataPoint", "HistogramDataPoint", "ExponentialHistogramDataPoint", "SummaryDataPoint")
+    },
     **{f"{ns}.Resource{s}": Level.RESOURCE for ns, s in ((_T, "Spans"), (_M, "Metrics"), (_L, "Logs"))},
     **{f"{ns}.Scope{s}": Level.SCOPE for ns, s in ((_T, "Spans"), (_M, "Metrics"), (_L, "Logs"))},
 }
 # What the pipeline counts as items (scrub.*.count), each drop-checked.
 _ITEM_FIELDS = {(f"{_T}.ScopeSpans", "spans"), (f"{_L}.ScopeLogs", "log_records")} | {
-    (f"{_M}.{m}", "data_points") for m in ("Gauge", "Sum", "Histogram", "ExponentialHistogram", "Summary")}
+    (f"{_M}.{m}", "data_points") for m in ("Gauge", "Sum", "Histogram", "ExponentialHistogram", "Summary")
+}
 # Containers a drop can empty (scrub/drop.prune_empty, metrics._prune_metrics): their
 # elements of size 0 are removed after a drop below; the size fields say what size is.
-_PRUNE_FIELDS = {(f"{ns}.Export{name}ServiceRequest", f"resource_{kind}")
-                 for ns, name, kind in (("opentelemetry.proto.collector.trace.v1", "Trace", "spans"),
-                                        ("opentelemetry.proto.collector.metrics.v1", "Metrics", "metrics"),
-                                        ("opentelemetry.proto.collector.logs.v1", "Logs", "logs"))}
-_PRUNE_FIELDS |= {(f"{_T}.ResourceSpans", "scope_spans"), (f"{_M}.ResourceMetrics", "scope_metrics"),
-                  (f"{_L}.ResourceLogs", "scope_logs"), (f"{_M}.ScopeMetrics", "metrics")}
-_SIZE_FIELDS = (_PRUNE_FIELDS | _ITEM_FIELDS | {(f"{_M}.Metric", m) for m in (
-    "gauge", "sum", "histogram", "exponential_histogram", "summary")}) - {
-    p for p in _PRUNE_FIELDS if p[0].startswith("opentelemetry.proto.collector.")}
+_PRUNE_FIELDS = {
+    (f"{ns}.Export{name}ServiceRequest", f"resource_{kind}")
+    for ns, name, kind in (
+        ("opentelemetry.proto.collector.trace.v1", "Trace", "spans"),
+        ("opentelemetry.proto.collector.metrics.v1", "Metrics", "metrics"),
+        ("opentelemetry.proto.collector.logs.v1", "Logs", "logs"),
+    )
+}
+_PRUNE_FIELDS |= {
+    (f"{_T}.ResourceSpans", "scope_spans"),
+    (f"{_M}.ResourceMetrics", "scope_metrics"),
+    (f"{_L}.ResourceLogs", "scope_logs"),
+    (f"{_M}.ScopeMetrics", "metrics"),
+}
+_SIZE_FIELDS = (
+    _PRUNE_FIELDS
+    | _ITEM_FIELDS
+    | {(f"{_M}.Metric", m) for m in ("gauge", "sum", "histogram", "exponential_histogram", "summary")}
+) - {p for p in _PRUNE_FIELDS if p[0].startswith("opentelemetry.proto.collector.")}
 _BODY_FIELD = (f"{_L}.LogRecord", "body")
 
 
 def _layout() -> tuple[int, ...]:
     kv, v = KeyValue.DESCRIPTOR.fields_by_name, AnyValue.DESCRIPTOR.fields_by_name
-    return (kv["key"].number, kv["value"].number, v["string_value"].number, v["bool_value"].number,
-            v["int_value"].number, v["double_value"].number, v["array_value"].number,
-            v["kvlist_value"].number, v["bytes_value"].number,
-            ArrayValue.DESCRIPTOR.fields_by_name["values"].number,
-            KeyValueList.DESCRIPTOR.fields_by_name["values"].number)
+    return (
+        kv["key"].number,
+        kv["value"].number,
+        v["string_value"].number,
+        v["bool_value"].number,
+        v["int_value"].number,
+        v["double_value"].number,
+        v["array_value"].number,
+        v["kvlist_value"].number,
+        v["bytes_value"].number,
+        ArrayValue.DESCRIPTOR.fields_by_name["values"].number,
+        KeyValueList.DESCRIPTOR.fields_by_name["values"].number,
+    )
 
 
 class Engine:
@@ -100,8 +127,13 @@ class Engine:
         self._texts: list[TextOps] = []  # filled by _table, in the order the spec lists them
         self._targets: list[str] = []  # the target of each
         self._masks = _masks_by_rule(policy)
-        self._rewriters = {d.rule: d.rewrite for dec in policy.deciders.values() for r in dec.key_rules
-                           for d in [r.decision] if d.op == OP_REWRITE}
+        self._rewriters = {
+            d.rule: d.rewrite
+            for dec in policy.deciders.values()
+            for r in dec.key_rules
+            for d in [r.decision]
+            if d.op == OP_REWRITE
+        }
         self._signal_index = {sig.name: i for i, sig in enumerate(ALL)}
         # The native build input as plain data (native/core/src/engine/spec.rs); the fuzz
         # target reads the same, as JSON (`spec_json`).
@@ -109,7 +141,9 @@ class Engine:
             "layout": list(_layout()),
             "signals": [(self._table(sig), self._drops(sig.name)) for sig in ALL],
             "descend": [policy.decider(s, lv).descend for s, lv in self._deciders],
-            "texts": [_text_spec(ops, target, policy.rules) for ops, target in zip(self._texts, self._targets, strict=True)],
+            "texts": [
+                _text_spec(ops, target, policy.rules) for ops, target in zip(self._texts, self._targets, strict=True)
+            ],
             "mask_digits": [bool(self._masks.get(i) and self._masks[i].digits is not None) for i in range(n)],
             "int_short": 10 ** (DIGIT_MIN_RUN - 1),
             "n_rules": n,
@@ -119,11 +153,25 @@ class Engine:
         s = self.spec
         # A regex outside the engine's dialect (dialect_errors) leaves its mask rule to the
         # Python masker; in a drop condition it leaves every batch to the reference.
-        drops_native = all(check_regex(r.when.values[0]) is None for r in policy.rules
-                           if r.when is not None and r.when.op == "matches")
-        self._native = None if not drops_native else _NativeEngine(
-            s["layout"], s["signals"], s["descend"], s["texts"], s["mask_digits"], s["int_short"],
-            (policy.hash_algorithm, policy.hash_key), n, s["masks"], s["rewriters"])
+        drops_native = all(
+            check_regex(r.when.values[0]) is None for r in policy.rules if r.when is not None and r.when.op == "matches"
+        )
+        self._native = (
+            None
+            if not drops_native
+            else _NativeEngine(
+                s["layout"],
+                s["signals"],
+                s["descend"],
+                s["texts"],
+                s["mask_digits"],
+                s["int_short"],
+                (policy.hash_algorithm, policy.hash_key),
+                n,
+                s["masks"],
+                s["rewriters"],
+            )
+        )
 
     # --- the request path -------------------------------------------------------------
 
@@ -137,8 +185,14 @@ class Engine:
             result = native.scrub(index, body)
             if result[0] == "done":
                 _, out, items, redactions, dropped = result
-                return out, Report(items, items - sum(dropped), out is not None, redactions, dropped,
-                                   "untouched" if out is None else "rewritten")
+                return out, Report(
+                    items,
+                    items - sum(dropped),
+                    out is not None,
+                    redactions,
+                    dropped,
+                    "untouched" if out is None else "rewritten",
+                )
             if result[0] == "refused":
                 return None
             self._answer(native, result[1])
@@ -160,8 +214,15 @@ class Engine:
         _, decider, parent, key = q
         d = self.policy.decider(*self._deciders[decider])
         decision = d.decide(key) if parent is None else d.decide_nested(parent, key)
-        spec = (_NATIVE_OP[decision.op], decision.collector_hash, max(decision.rule, 0),
-                [m.rule for m in decision.masks], decision.new_key, list(decision.key_rules), decision.replacement)
+        spec = (
+            _NATIVE_OP[decision.op],
+            decision.collector_hash,
+            max(decision.rule, 0),
+            [m.rule for m in decision.masks],
+            decision.new_key,
+            list(decision.key_rules),
+            decision.replacement,
+        )
         return decider, parent, key, spec
 
     def _reply(self, q):
@@ -184,7 +245,7 @@ class Engine:
         else:  # _Q_MASK
             _, rule, digits, text = q
             m = self._masks[rule]
-            out = (m.digits.mask(text) if digits else m.apply(text))
+            out = m.digits.mask(text) if digits else m.apply(text)
         return q, (None if out is None else out.encode("utf-8", "surrogatepass")), _counts(tally)
 
     def _mask_objects(self, rules) -> tuple[Mask, ...]:
@@ -212,24 +273,30 @@ class Engine:
                     entries.append((f.number, _ATTRS, self._decider_index[(sig.name, level)], 0, 0))
                 elif pair == _BODY_FIELD:
                     ops = self.policy.text(sig.name, Level.LOG, "log_body")
-                    entries.append((f.number, _BODY, self._ops_id(ops, "log_body"), 0,
-                                    self._decider_index[(sig.name, Level.LOG)]))
+                    entries.append(
+                        (f.number, _BODY, self._ops_id(ops, "log_body"), 0, self._decider_index[(sig.name, Level.LOG)])
+                    )
                 elif f.message_type is not None and f.message_type.full_name == AnyValue.DESCRIPTOR.full_name:
                     raise LookupError(f"{'.'.join(pair)}: an AnyValue field the engine does not place")
                 elif f.message_type is not None:
                     role = _ITEMS if pair in _ITEM_FIELDS else _MSG
-                    flags = ((_REPEATED if f.is_repeated else 0) | (_SIZE if pair in _SIZE_FIELDS else 0)
-                             | (_PRUNE if pair in _PRUNE_FIELDS else 0))
+                    flags = (
+                        (_REPEATED if f.is_repeated else 0)
+                        | (_SIZE if pair in _SIZE_FIELDS else 0)
+                        | (_PRUNE if pair in _PRUNE_FIELDS else 0)
+                    )
                     entries.append((f.number, role, index[f.message_type.full_name], flags, 0))
                 elif treatment is not None and treatment.treatment is Treatment.TEXT:
                     assert treatment.target is not None  # every TEXT field names its target
                     ops = self.policy.text(sig.name, _LEVEL_OF[d.full_name], treatment.target)
                     if ops:
                         flags = (_REPEATED if f.is_repeated else 0) | (
-                            _SYSTEM if needs_system and treatment.target == "span_name" else 0)
+                            _SYSTEM if needs_system and treatment.target == "span_name" else 0
+                        )
                         entries.append((f.number, _TEXT, self._ops_id(ops, treatment.target), flags, 0))
                 elif f.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) and (
-                        treatment is None or treatment.treatment is not Treatment.IDENTIFIER):
+                    treatment is None or treatment.treatment is not Treatment.IDENTIFIER
+                ):
                     raise LookupError(f"{'.'.join(pair)}: a text field the engine does not place")
             tables.append((attrs, entries))
         return tables
@@ -264,8 +331,10 @@ def dialect_errors(policy: CompiledPolicy) -> list[str]:
         for where, pattern in places:
             why = check_regex(pattern)
             if why is not None:
-                found.append(f"{policy.source}:{rule.where}.{where}: regex outside the native engine's dialect "
-                             f"({why.splitlines()[0]}); it runs on the slower Python path")
+                found.append(
+                    f"{policy.source}:{rule.where}.{where}: regex outside the native engine's dialect "
+                    f"({why.splitlines()[0]}); it runs on the slower Python path"
+                )
     return found
 
 

@@ -28,7 +28,6 @@ import enum
 from dataclasses import dataclass
 
 
-
 class Treatment(enum.Enum):
     KEY = "key"
     VALUE = "value"

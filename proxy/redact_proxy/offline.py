@@ -28,8 +28,14 @@ from redact_proxy.scrub import scrub
 from redact_proxy.scrub.attributes import hash_value
 from redact_proxy.signals import BY_NAME
 
-_JSON_ROOTS = {"resourceSpans": "traces", "resourceMetrics": "metrics", "resourceLogs": "logs",
-               "resource_spans": "traces", "resource_metrics": "metrics", "resource_logs": "logs"}
+_JSON_ROOTS = {
+    "resourceSpans": "traces",
+    "resourceMetrics": "metrics",
+    "resourceLogs": "logs",
+    "resource_spans": "traces",
+    "resource_metrics": "metrics",
+    "resource_logs": "logs",
+}
 
 
 # --- apply ------------------------------------------------------------------------------
@@ -140,38 +146,58 @@ def _one_item(case: PolicyCase):
         span = ss.spans.add(name="test", trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
         event = span.events.add(name="e")
         link = span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8)
-        where = {Level.RESOURCE: (rs.resource.attributes, {"schema_url": (rs, "schema_url")}),
-                 Level.SCOPE: (ss.scope.attributes, _scope_fields(ss)),
-                 Level.SPAN: (span.attributes, {"span_name": (span, "name"), "status_message": (span.status, "message"),
-                                                "trace_state": (span, "trace_state")}),
-                 Level.EVENT: (event.attributes, {"event_name": (event, "name")}),
-                 Level.LINK: (link.attributes, {"trace_state": (link, "trace_state")})}
+        where = {
+            Level.RESOURCE: (rs.resource.attributes, {"schema_url": (rs, "schema_url")}),
+            Level.SCOPE: (ss.scope.attributes, _scope_fields(ss)),
+            Level.SPAN: (
+                span.attributes,
+                {
+                    "span_name": (span, "name"),
+                    "status_message": (span.status, "message"),
+                    "trace_state": (span, "trace_state"),
+                },
+            ),
+            Level.EVENT: (event.attributes, {"event_name": (event, "name")}),
+            Level.LINK: (link.attributes, {"trace_state": (link, "trace_state")}),
+        }
     elif case.signal == "metrics":
         rm = req.resource_metrics.add()
         sm = rm.scope_metrics.add()
         metric = sm.metrics.add(name="test")
         point = metric.gauge.data_points.add(as_int=1)
-        where = {Level.RESOURCE: (rm.resource.attributes, {"schema_url": (rm, "schema_url")}),
-                 Level.SCOPE: (sm.scope.attributes, _scope_fields(sm)),
-                 Level.DATAPOINT: (point.attributes, {f"metric_{f}": (metric, f) for f in ("name", "description", "unit")}),
-                 Level.EXEMPLAR: (point.exemplars.add(as_int=1).filtered_attributes, {})}
+        where = {
+            Level.RESOURCE: (rm.resource.attributes, {"schema_url": (rm, "schema_url")}),
+            Level.SCOPE: (sm.scope.attributes, _scope_fields(sm)),
+            Level.DATAPOINT: (point.attributes, {f"metric_{f}": (metric, f) for f in ("name", "description", "unit")}),
+            Level.EXEMPLAR: (point.exemplars.add(as_int=1).filtered_attributes, {}),
+        }
     else:
         rl = req.resource_logs.add()
         sl = rl.scope_logs.add()
         record = sl.log_records.add(severity_text="INFO")
-        where = {Level.RESOURCE: (rl.resource.attributes, {"schema_url": (rl, "schema_url")}),
-                 Level.SCOPE: (sl.scope.attributes, _scope_fields(sl)),
-                 Level.LOG: (record.attributes, {"event_name": (record, "event_name"),
-                                                 "severity_text": (record, "severity_text"),
-                                                 "log_body": (record.body, "string_value")})}
+        where = {
+            Level.RESOURCE: (rl.resource.attributes, {"schema_url": (rl, "schema_url")}),
+            Level.SCOPE: (sl.scope.attributes, _scope_fields(sl)),
+            Level.LOG: (
+                record.attributes,
+                {
+                    "event_name": (record, "event_name"),
+                    "severity_text": (record, "severity_text"),
+                    "log_body": (record.body, "string_value"),
+                },
+            ),
+        }
     if case.level not in where:
         raise ConfigError([f"{case.where}: level {case.level.value} does not exist in {case.signal}"])
     return req, *where[case.level]
 
 
 def _scope_fields(container) -> dict:
-    return {"scope_name": (container.scope, "name"), "scope_version": (container.scope, "version"),
-            "schema_url": (container, "schema_url")}
+    return {
+        "scope_name": (container.scope, "name"),
+        "scope_version": (container.scope, "version"),
+        "schema_url": (container, "schema_url"),
+    }
 
 
 def run_case(policy: CompiledPolicy, case: PolicyCase) -> tuple[dict, dict] | None:
@@ -231,5 +257,5 @@ def run_tests(policy: CompiledPolicy, cases: list[PolicyCase], source: str, out=
 
 def _lines(attrs: dict, fields: dict) -> list[str]:
     return [f"{k}: {json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(attrs.items())] + [
-        f"({t}): {json.dumps(v)}" for t, v in sorted(fields.items())]
-
+        f"({t}): {json.dumps(v)}" for t, v in sorted(fields.items())
+    ]

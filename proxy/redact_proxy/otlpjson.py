@@ -84,8 +84,11 @@ def _build() -> tuple[JsonSchema, dict[str, int], dict[str, int]]:
                     enum_index[e.full_name] = len(enums)
                     enums.append([(v.name, v.number) for v in e.values])
                 target = enum_index[e.full_name]
-            flags = ((_REPEATED if f.is_repeated else 0) | (_PRESENCE if f.has_presence else 0)
-                     | (_PACKED if f.is_repeated and f.is_packed else 0))
+            flags = (
+                (_REPEATED if f.is_repeated else 0)
+                | (_PRESENCE if f.has_presence else 0)
+                | (_PACKED if f.is_repeated and f.is_packed else 0)
+            )
             oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
             fields.append((f.number, f.name, f.json_name, f.type, flags, target, id_length, oneof))
         tables.append((d.name, fields))
@@ -93,8 +96,11 @@ def _build() -> tuple[JsonSchema, dict[str, int], dict[str, int]]:
     # (codec._foreign_signal): ParseDict alone would read an empty request.
     foreign = [
         (index[s.request.DESCRIPTOR.full_name], name, other.name)
-        for s in ALL for other in ALL if other is not s
-        for f in other.request.DESCRIPTOR.fields for name in dict.fromkeys((f.json_name, f.name))
+        for s in ALL
+        for other in ALL
+        if other is not s
+        for f in other.request.DESCRIPTOR.fields
+        for name in dict.fromkeys((f.json_name, f.name))
     ]
     roots = {s.name: index[s.request.DESCRIPTOR.full_name] for s in ALL}
     responses = {s.name: index[s.response.DESCRIPTOR.full_name] for s in ALL}

@@ -53,8 +53,16 @@ log = logging.getLogger("redact_proxy")
 
 
 class Pipeline:
-    def __init__(self, policy: CompiledPolicy, forwarder: Forwarder, telemetry: Telemetry, max_inflight: int,
-                 max_inflight_bytes: int, auditor=None, scrub_threads: int = 2):
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        forwarder: Forwarder,
+        telemetry: Telemetry,
+        max_inflight: int,
+        max_inflight_bytes: int,
+        auditor=None,
+        scrub_threads: int = 2,
+    ):
         self.forwarder = forwarder
         self.auditor = auditor  # audit.Auditor (--audit): fed each scrubbed batch, off the loop
         self.telemetry = telemetry
@@ -119,8 +127,9 @@ class Pipeline:
         if self.auditor is None:
             batch, report = await loop.run_in_executor(self._scrub_thread, _redact, signal, body, fmt, engine)
         else:
-            batch, report = await loop.run_in_executor(self._scrub_thread, _redact_audited, signal, body, fmt,
-                                                       engine, self.auditor)
+            batch, report = await loop.run_in_executor(
+                self._scrub_thread, _redact_audited, signal, body, fmt, engine, self.auditor
+            )
         handles.redact_duration.observe(time.perf_counter() - started)
         _count(report, handles, *rule_counters[signal])
         self.telemetry.triaged(signal, report.path)

@@ -75,8 +75,14 @@ class Service:
         self.admin.ready = True
         log.info(
             "redact-proxy %s serving: grpc=%s http=%s admin=%s upstream=%s policy=%s (%s, sha256 %s)",
-            __version__, s.grpc_listen or "off", s.http_listen or "off", s.admin_listen or "off",
-            s.upstream.describe(), s.policy, policy.summary(), policy.sha256[:12],
+            __version__,
+            s.grpc_listen or "off",
+            s.http_listen or "off",
+            s.admin_listen or "off",
+            s.upstream.describe(),
+            s.policy,
+            policy.summary(),
+            policy.sha256[:12],
         )
         await self.stopping.wait()
         watcher.cancel()
@@ -96,8 +102,9 @@ class Service:
             from redact_proxy.audit import Auditor
 
             auditor = self.admin.auditor = Auditor(policy, self.telemetry.audit_found)
-        self.pipeline = Pipeline(policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes,
-                                 auditor, s.scrub_threads)
+        self.pipeline = Pipeline(
+            policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes, auditor, s.scrub_threads
+        )
         if s.admin_listen:
             await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
         if s.grpc_listen:
@@ -201,9 +208,14 @@ def raise_fd_limit(s: Settings) -> int:
     receivers = (s.grpc_listen is not None) + (s.http_listen is not None)
     needed = receivers * s.max_connections + FD_RESERVE
     if soft < needed:
-        log.warning("open-file limit %d is below %d (--max-connections %d per receiver + %d): a connection "
-                    "flood can exhaust it; raise the container's nofile limit or lower --max-connections",
-                    soft, needed, s.max_connections, FD_RESERVE)
+        log.warning(
+            "open-file limit %d is below %d (--max-connections %d per receiver + %d): a connection "
+            "flood can exhaust it; raise the container's nofile limit or lower --max-connections",
+            soft,
+            needed,
+            s.max_connections,
+            FD_RESERVE,
+        )
     return soft
 
 

@@ -94,6 +94,7 @@ def _at_least(floor: int) -> Parser:
         if n < floor:
             raise ConfigError([f"--{name}: expected at least {floor}, got {n}"])
         return n
+
     return parse
 
 
@@ -105,6 +106,7 @@ def _choice(*choices: str, fold: bool = False) -> Parser:
         if value not in choices:
             raise ConfigError([f"--{name}: expected {expected}, got {value!r}"])
         return value
+
     return parse
 
 
@@ -153,73 +155,173 @@ def _upstream(text: str, name: str, environ) -> "Upstream | None":
 
 # Defaults, with units. Strings, as a user would write them, parsed by their row's parser.
 OPTIONS: tuple[Option, ...] = (
-    Option("--policy", None, "policy file (YAML), or a collector config with attributes processors", _policy,
-           required=_POLICY_REQUIRED),
+    Option(
+        "--policy",
+        None,
+        "policy file (YAML), or a collector config with attributes processors",
+        _policy,
+        required=_POLICY_REQUIRED,
+    ),
     Option("--grpc-listen", "0.0.0.0:4317", "OTLP/gRPC receiver HOST:PORT; 'off' disables it", _listen),
     Option("--http-listen", "0.0.0.0:4318", "OTLP/HTTP receiver HOST:PORT; 'off' disables it", _listen),
-    Option("--admin-listen", "0.0.0.0:8890", "admin HOST:PORT serving /healthz /readyz /metrics; 'off' disables it",
-           _listen),
-    Option("--upstream", None,
-           "where clean batches go: grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug "
-           "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)", _upstream),
-    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them",
-           _positive_int),
-    Option("--scrub-threads", "2",
-           "threads per process that scrub batches; the native engine runs without the GIL (measured on 2 cores: "
-           "2 threads 1.42x the throughput of 1, --workers 2 1.35x at twice the memory)", _positive_int),
-    Option("--max-request-bytes", str(16 * MiB), "largest request body, in bytes, after decompression",
-           _positive_int, "bytes"),
-    Option("--max-inflight", "64", "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)",
-           _positive_int),
-    Option("--max-inflight-bytes", str(256 * MiB),
-           "decompressed request bytes in progress before new requests are refused as overload (503/UNAVAILABLE); "
-           "at least --max-request-bytes", _positive_int, "bytes"),
-    Option("--max-connections", "1024",
-           "open connections per receiver; at the cap a new connection replaces the oldest idle one, or is closed "
-           "at once when every connection has a request in progress", _positive_int),
-    Option("--max-concurrent-streams", "100",
-           "gRPC: concurrent calls one HTTP/2 connection may open (SETTINGS_MAX_CONCURRENT_STREAMS); more are "
-           "refused with REFUSED_STREAM, which clients retry", _positive_int),
-    Option("--header-timeout", "10s", "HTTP: once a request has begun, its request line and headers must arrive within this",
-           _positive_duration, "seconds"),
-    Option("--body-timeout", "30s",
-           "a request body (HTTP) or request message (gRPC) must arrive whole within this once its headers have; "
-           "else 408 / DEADLINE_EXCEEDED and the connection (HTTP) or call (gRPC) is closed",
-           _positive_duration, "seconds"),
-    Option("--idle-timeout", "60s", "a connection with no request in progress is closed after this (gRPC: with GOAWAY)",
-           _positive_duration, "seconds"),
+    Option(
+        "--admin-listen",
+        "0.0.0.0:8890",
+        "admin HOST:PORT serving /healthz /readyz /metrics; 'off' disables it",
+        _listen,
+    ),
+    Option(
+        "--upstream",
+        None,
+        "where clean batches go: grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug "
+        "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else debug = OTLP-JSON lines on stdout)",
+        _upstream,
+    ),
+    Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them", _positive_int),
+    Option(
+        "--scrub-threads",
+        "2",
+        "threads per process that scrub batches; the native engine runs without the GIL (measured on 2 cores: "
+        "2 threads 1.42x the throughput of 1, --workers 2 1.35x at twice the memory)",
+        _positive_int,
+    ),
+    Option(
+        "--max-request-bytes",
+        str(16 * MiB),
+        "largest request body, in bytes, after decompression",
+        _positive_int,
+        "bytes",
+    ),
+    Option(
+        "--max-inflight",
+        "64",
+        "concurrent export requests before new ones are refused as overload (503/UNAVAILABLE)",
+        _positive_int,
+    ),
+    Option(
+        "--max-inflight-bytes",
+        str(256 * MiB),
+        "decompressed request bytes in progress before new requests are refused as overload (503/UNAVAILABLE); "
+        "at least --max-request-bytes",
+        _positive_int,
+        "bytes",
+    ),
+    Option(
+        "--max-connections",
+        "1024",
+        "open connections per receiver; at the cap a new connection replaces the oldest idle one, or is closed "
+        "at once when every connection has a request in progress",
+        _positive_int,
+    ),
+    Option(
+        "--max-concurrent-streams",
+        "100",
+        "gRPC: concurrent calls one HTTP/2 connection may open (SETTINGS_MAX_CONCURRENT_STREAMS); more are "
+        "refused with REFUSED_STREAM, which clients retry",
+        _positive_int,
+    ),
+    Option(
+        "--header-timeout",
+        "10s",
+        "HTTP: once a request has begun, its request line and headers must arrive within this",
+        _positive_duration,
+        "seconds",
+    ),
+    Option(
+        "--body-timeout",
+        "30s",
+        "a request body (HTTP) or request message (gRPC) must arrive whole within this once its headers have; "
+        "else 408 / DEADLINE_EXCEEDED and the connection (HTTP) or call (gRPC) is closed",
+        _positive_duration,
+        "seconds",
+    ),
+    Option(
+        "--idle-timeout",
+        "60s",
+        "a connection with no request in progress is closed after this (gRPC: with GOAWAY)",
+        _positive_duration,
+        "seconds",
+    ),
     Option("--upstream-timeout", "10s", "deadline of one forward upstream (e.g. 500ms, 10s, 1m)", _duration, "seconds"),
     Option("--shutdown-grace", "10s", "on SIGTERM, how long in-flight requests get to finish", _duration, "seconds"),
-    Option("--tls-cert", None, "PEM certificate for TLS on both receivers", _file,
-           requires=("tls_key", "--tls-cert and --tls-key go together")),
-    Option("--tls-key", None, "PEM private key for --tls-cert", _file,
-           requires=("tls_cert", "--tls-cert and --tls-key go together")),
-    Option("--tls-client-ca", None, "PEM CA bundle: require client certificates signed by it (mTLS)", _file,
-           requires=("tls_cert", "--tls-client-ca needs --tls-cert/--tls-key (mTLS is TLS first)")),
+    Option(
+        "--tls-cert",
+        None,
+        "PEM certificate for TLS on both receivers",
+        _file,
+        requires=("tls_key", "--tls-cert and --tls-key go together"),
+    ),
+    Option(
+        "--tls-key",
+        None,
+        "PEM private key for --tls-cert",
+        _file,
+        requires=("tls_cert", "--tls-cert and --tls-key go together"),
+    ),
+    Option(
+        "--tls-client-ca",
+        None,
+        "PEM CA bundle: require client certificates signed by it (mTLS)",
+        _file,
+        requires=("tls_cert", "--tls-client-ca needs --tls-cert/--tls-key (mTLS is TLS first)"),
+    ),
     Option("--upstream-ca", None, "PEM CA bundle to verify the upstream's certificate", _file),
-    Option("--upstream-cert", None, "PEM client certificate towards upstream (mTLS)", _file,
-           requires=("upstream_key", "--upstream-cert and --upstream-key go together")),
-    Option("--upstream-key", None, "PEM private key for --upstream-cert", _file,
-           requires=("upstream_cert", "--upstream-cert and --upstream-key go together")),
-    Option("--auth-token-file", None, "file holding the bearer token clients must send (Authorization: Bearer ...)",
-           _token, attr="auth_token"),
+    Option(
+        "--upstream-cert",
+        None,
+        "PEM client certificate towards upstream (mTLS)",
+        _file,
+        requires=("upstream_key", "--upstream-cert and --upstream-key go together"),
+    ),
+    Option(
+        "--upstream-key",
+        None,
+        "PEM private key for --upstream-cert",
+        _file,
+        requires=("upstream_cert", "--upstream-cert and --upstream-key go together"),
+    ),
+    Option(
+        "--auth-token-file",
+        None,
+        "file holding the bearer token clients must send (Authorization: Bearer ...)",
+        _token,
+        attr="auth_token",
+    ),
     Option("--log-format", "text", "text or json; log lines never carry telemetry content", _choice("text", "json")),
-    Option("--log-level", "info", "debug, info, warning or error",
-           _choice("debug", "info", "warning", "error", fold=True)),
-    Option("--event-loop", "uvloop", "uvloop or asyncio (the standard library's loop; for comparison)",
-           _choice("uvloop", "asyncio", fold=True)),
-    Option("--queue-dir", None,
-           "persistent queue: a batch is acknowledged once stored (fsync) here, then delivered upstream with "
-           "retries; survives restarts and upstream outages (each worker uses DIR/worker-<index>)",
-           lambda text, name, environ: Path(text)),
-    Option("--queue-max-bytes", str(QUEUE_MAX_BYTES),
-           "bound of the persistent queue, in bytes of batches not yet delivered; when full, new batches are "
-           "refused (503/UNAVAILABLE)", _at_least(QUEUE_MIN_BYTES), "bytes"),
-    Option("--audit", "off",
-           "on or off: shadow audit of what survives the policy, counted in redact_proxy_audit_findings_total and "
-           "served as JSON at /audit on the admin port (values never kept; bare --audit = on)", _switch),
+    Option(
+        "--log-level", "info", "debug, info, warning or error", _choice("debug", "info", "warning", "error", fold=True)
+    ),
+    Option(
+        "--event-loop",
+        "uvloop",
+        "uvloop or asyncio (the standard library's loop; for comparison)",
+        _choice("uvloop", "asyncio", fold=True),
+    ),
+    Option(
+        "--queue-dir",
+        None,
+        "persistent queue: a batch is acknowledged once stored (fsync) here, then delivered upstream with "
+        "retries; survives restarts and upstream outages (each worker uses DIR/worker-<index>)",
+        lambda text, name, environ: Path(text),
+    ),
+    Option(
+        "--queue-max-bytes",
+        str(QUEUE_MAX_BYTES),
+        "bound of the persistent queue, in bytes of batches not yet delivered; when full, new batches are "
+        "refused (503/UNAVAILABLE)",
+        _at_least(QUEUE_MIN_BYTES),
+        "bytes",
+    ),
+    Option(
+        "--audit",
+        "off",
+        "on or off: shadow audit of what survives the policy, counted in redact_proxy_audit_findings_total and "
+        "served as JSON at /audit on the admin port (values never kept; bare --audit = on)",
+        _switch,
+    ),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
+
 
 @dataclass(frozen=True)
 class Listen:
@@ -251,7 +353,9 @@ class Upstream:
     def describe(self) -> str:
         """For logs: no credentials, no headers."""
         if self.kind in ("grpc", "http"):
-            scheme = {("grpc", False): "grpc", ("grpc", True): "grpcs"}.get((self.kind, self.tls), "https" if self.tls else "http")
+            scheme = {("grpc", False): "grpc", ("grpc", True): "grpcs"}.get(
+                (self.kind, self.tls), "https" if self.tls else "http"
+            )
             hostport = self.target.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
             return f"{scheme}://{hostport}"
         return self.kind if self.kind == "debug" else f"file:{self.target}"
@@ -268,7 +372,7 @@ def parse_upstream(text: str | None, environ) -> Upstream:
     if text == "debug":
         return Upstream("debug")
     if text.startswith("file:"):
-        path = text[len("file:"):]
+        path = text[len("file:") :]
         if path.startswith("//"):
             path = path[2:]
         if not path:
@@ -295,9 +399,7 @@ def parse_upstream(text: str | None, environ) -> Upstream:
         if not parts.hostname:
             raise ConfigError([f"--upstream: {scheme}:// needs a host, e.g. http://collector:4318"])
         return Upstream("http", text.rstrip("/"), scheme == "https", headers, compression)
-    raise ConfigError(
-        ["--upstream: expected grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug"]
-    )
+    raise ConfigError(["--upstream: expected grpc://H:P, grpcs://H:P, http://H:P, https://H:P, file:PATH or debug"])
 
 
 def _otlp_headers(text: str) -> tuple[tuple[str, str], ...]:

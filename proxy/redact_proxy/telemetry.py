@@ -14,8 +14,14 @@ import os
 from dataclasses import dataclass
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-    generate_latest, multiprocess,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
 )
 
 from redact_proxy.policy import Action, CompiledPolicy
@@ -56,58 +62,144 @@ class Metric:
 # Every series of SPEC section 7, once. Gauges of a --workers group are summed live
 # (livesum) or the latest kept (livemax) across its processes.
 METRICS: tuple[Metric, ...] = (
-    Metric("received_items", Counter, "redact_proxy_received_items", "",
-           "Items (spans, data points, log records) received.", ("signal", "transport")),
-    Metric("requests", Counter, "redact_proxy_requests", "",
-           "Export requests answered, by answer code (gRPC code name or HTTP status).",
-           ("signal", "transport", "code")),
-    Metric("redactions", Counter, "redact_proxy_redactions", "",
-           "Attributes changed or removed, by policy rule.", ("signal", "rule", "action")),
-    Metric("dropped_items", Counter, "redact_proxy_dropped_items", "",
-           "Items removed by drop rules.", ("signal", "rule")),
-    Metric("forwarded_items", Counter, "redact_proxy_forwarded_items", "",
-           "Items forwarded upstream and accepted.", ("signal",)),
-    Metric("upstream_errors", Counter, "redact_proxy_upstream_errors", "",
-           "Forwards upstream did not accept.", ("signal", "code")),
-    Metric("request_duration", Histogram, "redact_proxy_request_duration_seconds", "seconds",
-           "Time from request received to answer sent.", ("signal", "transport"),
-           (("buckets", _REQUEST_BUCKETS),)),
-    Metric("redact_duration", Histogram, "redact_proxy_redact_duration_seconds", "seconds",
-           "Time spent decoding and scrubbing one batch.", ("signal",), (("buckets", _REDACT_BUCKETS),)),
-    Metric("inflight", Gauge, "redact_proxy_inflight_requests", "",
-           "Export requests being processed.", (), (("multiprocess_mode", "livesum"),)),
-    Metric("policy_reloads", Counter, "redact_proxy_policy_reloads", "",
-           "Policy reload attempts.", ("result",)),
-    Metric("policy_info", Gauge, "redact_proxy_policy_info", "",
-           "The policy in force (value 1), by SHA-256 of its file.", ("sha256",),
-           (("multiprocess_mode", "livemax"),)),
+    Metric(
+        "received_items",
+        Counter,
+        "redact_proxy_received_items",
+        "",
+        "Items (spans, data points, log records) received.",
+        ("signal", "transport"),
+    ),
+    Metric(
+        "requests",
+        Counter,
+        "redact_proxy_requests",
+        "",
+        "Export requests answered, by answer code (gRPC code name or HTTP status).",
+        ("signal", "transport", "code"),
+    ),
+    Metric(
+        "redactions",
+        Counter,
+        "redact_proxy_redactions",
+        "",
+        "Attributes changed or removed, by policy rule.",
+        ("signal", "rule", "action"),
+    ),
+    Metric(
+        "dropped_items", Counter, "redact_proxy_dropped_items", "", "Items removed by drop rules.", ("signal", "rule")
+    ),
+    Metric(
+        "forwarded_items",
+        Counter,
+        "redact_proxy_forwarded_items",
+        "",
+        "Items forwarded upstream and accepted.",
+        ("signal",),
+    ),
+    Metric(
+        "upstream_errors",
+        Counter,
+        "redact_proxy_upstream_errors",
+        "",
+        "Forwards upstream did not accept.",
+        ("signal", "code"),
+    ),
+    Metric(
+        "request_duration",
+        Histogram,
+        "redact_proxy_request_duration_seconds",
+        "seconds",
+        "Time from request received to answer sent.",
+        ("signal", "transport"),
+        (("buckets", _REQUEST_BUCKETS),),
+    ),
+    Metric(
+        "redact_duration",
+        Histogram,
+        "redact_proxy_redact_duration_seconds",
+        "seconds",
+        "Time spent decoding and scrubbing one batch.",
+        ("signal",),
+        (("buckets", _REDACT_BUCKETS),),
+    ),
+    Metric(
+        "inflight",
+        Gauge,
+        "redact_proxy_inflight_requests",
+        "",
+        "Export requests being processed.",
+        (),
+        (("multiprocess_mode", "livesum"),),
+    ),
+    Metric("policy_reloads", Counter, "redact_proxy_policy_reloads", "", "Policy reload attempts.", ("result",)),
+    Metric(
+        "policy_info",
+        Gauge,
+        "redact_proxy_policy_info",
+        "",
+        "The policy in force (value 1), by SHA-256 of its file.",
+        ("sha256",),
+        (("multiprocess_mode", "livemax"),),
+    ),
     # --queue-dir (forward/queue.py); zero without a queue. Per worker, summed.
-    Metric("queue_bytes", Gauge, "redact_proxy_queue_bytes", "bytes",
-           "Persistent queue: bytes of batches accepted and not yet delivered upstream.", (),
-           (("multiprocess_mode", "livesum"),)),
-    Metric("queue_records", Gauge, "redact_proxy_queue_records", "",
-           "Persistent queue: batches stored and not yet delivered upstream.", (),
-           (("multiprocess_mode", "livesum"),)),
-    Metric("queue_dropped", Counter, "redact_proxy_queue_dropped", "",
-           "Persistent queue: batches given up, by reason (rejected, corrupt, torn).", ("reason",)),
-    Metric("triage", Counter, "redact_proxy_triage", "",
-           "Batches by the path that scrubbed them: the native engine (untouched, rewritten) or the reference "
-           "scrubber and why (scrub.PATHS).", ("signal", "result")),
+    Metric(
+        "queue_bytes",
+        Gauge,
+        "redact_proxy_queue_bytes",
+        "bytes",
+        "Persistent queue: bytes of batches accepted and not yet delivered upstream.",
+        (),
+        (("multiprocess_mode", "livesum"),),
+    ),
+    Metric(
+        "queue_records",
+        Gauge,
+        "redact_proxy_queue_records",
+        "",
+        "Persistent queue: batches stored and not yet delivered upstream.",
+        (),
+        (("multiprocess_mode", "livesum"),),
+    ),
+    Metric(
+        "queue_dropped",
+        Counter,
+        "redact_proxy_queue_dropped",
+        "",
+        "Persistent queue: batches given up, by reason (rejected, corrupt, torn).",
+        ("reason",),
+    ),
+    Metric(
+        "triage",
+        Counter,
+        "redact_proxy_triage",
+        "",
+        "Batches by the path that scrubbed them: the native engine (untouched, rewritten) or the reference "
+        "scrubber and why (scrub.PATHS).",
+        ("signal", "result"),
+    ),
     # --audit: what survived the policy, by finding kind (audit/shapes.py KINDS, a closed
     # set); never a key or a value in a label.
-    Metric("audit_findings", Counter, "redact_proxy_audit_findings", "",
-           "Audit (--audit): values that still look personal after the policy, by signal, level and kind.",
-           ("signal", "level", "kind")),
+    Metric(
+        "audit_findings",
+        Counter,
+        "redact_proxy_audit_findings",
+        "",
+        "Audit (--audit): values that still look personal after the policy, by signal, level and kind.",
+        ("signal", "level", "kind"),
+    ),
 )
 # Counted by the --workers supervisor, outside any Telemetry: only exposed (summed from
 # the multiprocess directory) when there is a supervisor.
-WORKER_RESTARTS = Metric("worker_restarts", Counter, "redact_proxy_worker_restarts", "",
-                         "Worker processes restarted after dying.")
+WORKER_RESTARTS = Metric(
+    "worker_restarts", Counter, "redact_proxy_worker_restarts", "", "Worker processes restarted after dying."
+)
 
 
 def declare(metric: Metric, registry: CollectorRegistry | None):
-    return metric.kind(metric.name, metric.help, list(metric.labels), unit=metric.unit, registry=registry,
-                       **dict(metric.options))
+    return metric.kind(
+        metric.name, metric.help, list(metric.labels), unit=metric.unit, registry=registry, **dict(metric.options)
+    )
 
 
 worker_restarts = declare(WORKER_RESTARTS, None)
@@ -198,10 +290,14 @@ class Telemetry:
             s = sig.name
             applies = [s in rule.signals for rule in policy.rules]
             out[sig] = (
-                [self.redactions.labels(s, r.name, r.action.value) if ok and r.action is not Action.DROP else None
-                 for r, ok in zip(policy.rules, applies, strict=True)],
-                [self.dropped_items.labels(s, r.name) if ok and r.action is Action.DROP else None
-                 for r, ok in zip(policy.rules, applies, strict=True)],
+                [
+                    self.redactions.labels(s, r.name, r.action.value) if ok and r.action is not Action.DROP else None
+                    for r, ok in zip(policy.rules, applies, strict=True)
+                ],
+                [
+                    self.dropped_items.labels(s, r.name) if ok and r.action is Action.DROP else None
+                    for r, ok in zip(policy.rules, applies, strict=True)
+                ],
             )
         return out
 

@@ -79,8 +79,9 @@ _ITEM, _UTF8, _REPEATED, _NESTED, _NUL_FREE = 1, 2, 4, 8, 16
 VALUES = "values"
 # The text channels ``scan`` fills: AnyValue strings, bytes and ints, then one per
 # free-text target, in the order fields.FIELDS first names them.
-CHANNELS: tuple[str, ...] = (VALUES,) + tuple(dict.fromkeys(
-    f.target for f in FIELDS.values() if f.treatment is Treatment.TEXT))
+CHANNELS: tuple[str, ...] = (VALUES,) + tuple(
+    dict.fromkeys(f.target for f in FIELDS.values() if f.treatment is Treatment.TEXT)
+)
 _CHANNEL = {name: i for i, name in enumerate(CHANNELS)}
 _VALUES = _CHANNEL[VALUES]
 
@@ -95,14 +96,25 @@ _SCALARS = {(f"{_C}.AnyValue", "double_value")}
 _NESTS = {(f"{_C}.KeyValueList", "values")}
 _KEY_FIELD = (f"{_C}.KeyValue", "key")
 # What the pipeline counts as items (scrub.*.count).
-_ITEMS = {("opentelemetry.proto.trace.v1.ScopeSpans", "spans"),
-          ("opentelemetry.proto.logs.v1.ScopeLogs", "log_records")} | {
+_ITEMS = {
+    ("opentelemetry.proto.trace.v1.ScopeSpans", "spans"),
+    ("opentelemetry.proto.logs.v1.ScopeLogs", "log_records"),
+} | {
     (f"opentelemetry.proto.metrics.v1.{m}", "data_points")
-    for m in ("Gauge", "Sum", "Histogram", "ExponentialHistogram", "Summary")}
+    for m in ("Gauge", "Sum", "Histogram", "ExponentialHistogram", "Summary")
+}
 
 _T = FieldDescriptor
-_VARINT = {_T.TYPE_INT32, _T.TYPE_INT64, _T.TYPE_UINT32, _T.TYPE_UINT64, _T.TYPE_SINT32,
-           _T.TYPE_SINT64, _T.TYPE_BOOL, _T.TYPE_ENUM}
+_VARINT = {
+    _T.TYPE_INT32,
+    _T.TYPE_INT64,
+    _T.TYPE_UINT32,
+    _T.TYPE_UINT64,
+    _T.TYPE_SINT32,
+    _T.TYPE_SINT64,
+    _T.TYPE_BOOL,
+    _T.TYPE_ENUM,
+}
 _FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
 _FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
 _TEXT_TYPES = {_T.TYPE_STRING, _T.TYPE_BYTES}
@@ -180,9 +192,13 @@ def build_schema(root: Descriptor) -> Schema:
                 kind, target = _MESSAGE, index[f.message_type.full_name]
             wires, packed = _wire(f)
             oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
-            flags = ((_ITEM if pair in _ITEMS else 0) | (_UTF8 if f.type == _T.TYPE_STRING else 0)
-                     | (_REPEATED if f.is_repeated else 0) | (_NESTED if pair in _NESTS else 0)
-                     | (_NUL_FREE if kind == _TEXT else 0))
+            flags = (
+                (_ITEM if pair in _ITEMS else 0)
+                | (_UTF8 if f.type == _T.TYPE_STRING else 0)
+                | (_REPEATED if f.is_repeated else 0)
+                | (_NESTED if pair in _NESTS else 0)
+                | (_NUL_FREE if kind == _TEXT else 0)
+            )
             fields.append((f.number, kind, target, wires, packed, oneof, flags))
         tables.append(fields)
     return Schema(tables, len(CHANNELS))
@@ -235,12 +251,12 @@ def relax_anchors(pattern: str) -> str:
                 out.append(pattern[i:end])
                 i = end
             else:
-                out.append("(?:)" if nxt in "Az" and not in_class else pattern[i:i + 2])
+                out.append("(?:)" if nxt in "Az" and not in_class else pattern[i : i + 2])
                 i += 2
             continue
         if in_class:
             if pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) >= 0:
-                out.append(pattern[i:end + 2])  # [:alpha:] inside a class
+                out.append(pattern[i : end + 2])  # [:alpha:] inside a class
                 i = end + 2
                 continue
             in_class = c != "]"
@@ -391,8 +407,10 @@ def _rule_touches(rules, memo: dict[tuple[bytes, bool], bool], joined: bytes, db
 
 # Python's str.isspace, the whitespace ``scrub.attributes.scrub_string`` strips before
 # it looks for JSON (tests/scrub/test_triage.py checks the two agree).
-JSON_SPACE = (r"\t\n\x0b\x0c\r\x1c-\x20\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
-              r"\x{202f}\x{205f}\x{3000}")
+JSON_SPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x20\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+    r"\x{202f}\x{205f}\x{3000}"
+)
 # A value text the scrubber would parse as JSON (and so meet keys inside).
 _JSON_TEXT = rf"\x00[{JSON_SPACE}]*[{{\[]"
 

@@ -58,10 +58,19 @@ _MAX_FIELD = 1024  # the walk's own ceiling on field numbers (walk.rs MAX_FIELD)
 _ANY_WIRE = 0b10_0111  # varint, fixed64, length-delimited, fixed32 (groups: none)
 
 _T = FieldDescriptor
-_VARINT = {_T.TYPE_INT32, _T.TYPE_INT64, _T.TYPE_UINT32, _T.TYPE_UINT64, _T.TYPE_SINT32,
-           _T.TYPE_SINT64, _T.TYPE_BOOL, _T.TYPE_ENUM}
+_VARINT = {
+    _T.TYPE_INT32,
+    _T.TYPE_INT64,
+    _T.TYPE_UINT32,
+    _T.TYPE_UINT64,
+    _T.TYPE_SINT32,
+    _T.TYPE_SINT64,
+    _T.TYPE_BOOL,
+    _T.TYPE_ENUM,
+}
 _FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
 _FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
+
 
 def _wire(f: FieldDescriptor) -> tuple[int, int]:
     """(accepted wire types as a bit mask, packed element size). A repeated number is
@@ -91,7 +100,8 @@ def _ancestors(order: list[Descriptor], targets: set[str]) -> set[str]:
         grew = False
         for d in order:
             if d.full_name not in found and any(
-                    f.message_type is not None and f.message_type.full_name in found for f in d.fields):
+                f.message_type is not None and f.message_type.full_name in found for f in d.fields
+            ):
                 found.add(d.full_name)
                 grew = True
     return found
@@ -121,8 +131,11 @@ class _Scan:
                 elif (d.full_name, f.name) in keys:
                     kind = _KEY  # the walk collects each distinct value of a key
                 fields.append((f.number, kind, target, wires, packed, 0, _REPEATED if f.is_repeated else 0))
-            fields += [(n, _PLAIN, 0, _ANY_WIRE, 0, 0, _ITEM | _REPEATED)
-                       for n in range(1, _MAX_FIELD + 1) if n not in d.fields_by_number]
+            fields += [
+                (n, _PLAIN, 0, _ANY_WIRE, 0, 0, _ITEM | _REPEATED)
+                for n in range(1, _MAX_FIELD + 1)
+                if n not in d.fields_by_number
+            ]
             tables.append(fields)
         self.schema = Schema(tables, 0)
         self.length = length
@@ -156,8 +169,9 @@ def _id_error(length: int) -> MalformedRequest:
 
 def _wire_error(message: Descriptor, number: int) -> MalformedRequest:
     field = message.fields_by_number[number].name
-    return MalformedRequest(f"{message.name}.{field} has the wrong wire type "
-                            "(is the body for another signal's endpoint?)")
+    return MalformedRequest(
+        f"{message.name}.{field} has the wrong wire type (is the body for another signal's endpoint?)"
+    )
 
 
 class Wire(enum.Enum):
@@ -195,10 +209,14 @@ class _Shape:
 
     def __init__(self, d: Descriptor, on_path: set[str]):
         self.descriptor = d
-        self.ids = tuple((f.name, ID_LENGTHS[(d.full_name, f.name)])
-                         for f in d.fields if (d.full_name, f.name) in ID_LENGTHS)
-        self.path = tuple((f.name, f.is_repeated) for f in d.fields
-                          if f.message_type is not None and f.message_type.full_name in on_path)
+        self.ids = tuple(
+            (f.name, ID_LENGTHS[(d.full_name, f.name)]) for f in d.fields if (d.full_name, f.name) in ID_LENGTHS
+        )
+        self.path = tuple(
+            (f.name, f.is_repeated)
+            for f in d.fields
+            if f.message_type is not None and f.message_type.full_name in on_path
+        )
 
 
 def _shapes() -> dict[str, _Shape]:

@@ -72,8 +72,9 @@ class _Group:
         self.code = 0
 
     def start(self, index: int, backoff: float) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "redact_proxy", *self.argv],
-                                env={**self.env, WORKER_ENV: str(index)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "redact_proxy", *self.argv], env={**self.env, WORKER_ENV: str(index)}
+        )
         self.children[index] = (proc, time.monotonic(), backoff)
 
     def forward(self, signum, _frame) -> None:

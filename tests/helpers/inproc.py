@@ -102,6 +102,11 @@ def sample(telemetry: Telemetry, name: str, **labels: str) -> float:
     return value
 
 
-def pipeline(forwarder: Recorder, compiled: CompiledPolicy | None = None, *, max_inflight: int = 8,
-             max_inflight_bytes: int = 64 << 20) -> Pipeline:
+def pipeline(
+    forwarder: Recorder,
+    compiled: CompiledPolicy | None = None,
+    *,
+    max_inflight: int = 8,
+    max_inflight_bytes: int = 64 << 20,
+) -> Pipeline:
     return Pipeline(compiled or policy(), forwarder, Telemetry(), max_inflight, max_inflight_bytes)

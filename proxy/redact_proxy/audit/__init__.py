@@ -28,8 +28,13 @@ OnFindings = Callable[[str, dict], None]
 
 
 class Auditor:
-    def __init__(self, policy: CompiledPolicy, on_findings: OnFindings | None = None, max_fields: int = MAX_FIELDS,
-                 policy_key: bool = True):
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        on_findings: OnFindings | None = None,
+        max_fields: int = MAX_FIELDS,
+        policy_key: bool = True,
+    ):
         """``policy_key=False``: the policy's hash key is a stand-in (see ``Ledger``)."""
         self.ledger = Ledger(policy, max_fields, policy_key)
         self.on_findings = on_findings
@@ -64,6 +69,7 @@ def expand_kinds(names) -> frozenset[str]:
         elif name:
             unknown.append(name)
     if unknown:
-        raise ValueError(f"unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}; "
-                         f"groups: {', '.join(KIND_GROUPS)}")
+        raise ValueError(
+            f"unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}; groups: {', '.join(KIND_GROUPS)}"
+        )
     return frozenset(out)

@@ -22,10 +22,19 @@ from redact_proxy.codec import Format, decompress
 from redact_proxy.errors import ConfigError, MalformedRequest
 
 MAX_FILE_BYTES = 4 << 30  # a decompressed input larger than this is refused
-_ROOTS = {"resourceSpans": "traces", "resourceMetrics": "metrics", "resourceLogs": "logs",
-          "resource_spans": "traces", "resource_metrics": "metrics", "resource_logs": "logs"}
-_NAMED = (("traces", re.compile(r"trace|span", re.I)), ("metrics", re.compile(r"metric", re.I)),
-          ("logs", re.compile(r"log", re.I)))
+_ROOTS = {
+    "resourceSpans": "traces",
+    "resourceMetrics": "metrics",
+    "resourceLogs": "logs",
+    "resource_spans": "traces",
+    "resource_metrics": "metrics",
+    "resource_logs": "logs",
+}
+_NAMED = (
+    ("traces", re.compile(r"trace|span", re.I)),
+    ("metrics", re.compile(r"metric", re.I)),
+    ("logs", re.compile(r"log", re.I)),
+)
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 
@@ -88,8 +97,9 @@ def _signal_from_name(path: str) -> str:
     for signal, pattern in _NAMED:
         if pattern.search(name):
             return signal
-    raise ConfigError([f"{path}: protobuf does not say its signal; give --signal traces|metrics|logs "
-                       "(or name the file after it)"])
+    raise ConfigError(
+        [f"{path}: protobuf does not say its signal; give --signal traces|metrics|logs (or name the file after it)"]
+    )
 
 
 def _frames(data: bytes) -> list[bytes] | None:
@@ -102,7 +112,7 @@ def _frames(data: bytes) -> list[bytes] | None:
         pos += 4
         if pos + n > size:
             return None
-        frames.append(data[pos:pos + n])
+        frames.append(data[pos : pos + n])
         pos += n
     # A bare request starts with field 1 (tag 0x0a), which as a length prefix is > 160 MiB:
     # one frame covering the file is a stream only when its length fits exactly, as here.

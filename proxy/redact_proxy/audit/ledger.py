@@ -30,7 +30,13 @@ from dataclasses import replace
 
 from redact_proxy.audit import registry
 from redact_proxy.audit.shapes import (
-    MASK64, ALL_DETECTORS, Detectors, Sketch, applied_detectors, is_free_text, shape_kinds,
+    MASK64,
+    ALL_DETECTORS,
+    Detectors,
+    Sketch,
+    applied_detectors,
+    is_free_text,
+    shape_kinds,
 )
 from redact_proxy.policy import CompiledPolicy, Decision, Level
 from redact_proxy.policy.compile import OP_HASH, OP_REMOVE, OP_REPLACE, join
@@ -50,18 +56,35 @@ _HIGH_CARDINALITY: tuple[str, ...] = ("high_cardinality",)
 _INFRASTRUCTURE_ID = re.compile(
     r"service\.instance\.id|host\.id|host\.image\.id|container\.id|container\.image\.id|k8s\.[a-z_]+\.uid"
     r"|faas\.instance|cloud\.resource_id|process\.pid|os\.build_id|telemetry\.[a-z_.]+"
-    r"|vcs\.(?:ref\.head|ref\.base|repository\.ref)\.revision")
+    r"|vcs\.(?:ref\.head|ref\.base|repository\.ref)\.revision"
+)
 
 
 class Field:
     """What survived in one field. ``decided``: the rule that decided it (a label, see
     ``decision_label``); ``key_rule``: whether a key rule matched it at all."""
 
-    __slots__ = ("signal", "level", "path", "decided", "key_rule", "registry", "values", "chars", "longest",
-                 "sketch", "kinds", "sample", "flagged", "names", "shapes")
+    __slots__ = (
+        "signal",
+        "level",
+        "path",
+        "decided",
+        "key_rule",
+        "registry",
+        "values",
+        "chars",
+        "longest",
+        "sketch",
+        "kinds",
+        "sample",
+        "flagged",
+        "names",
+        "shapes",
+    )
 
-    def __init__(self, signal: str, level: str, path: str, decided: str, key_rule: bool | None,
-                 in_registry: bool | None):
+    def __init__(
+        self, signal: str, level: str, path: str, decided: str, key_rule: bool | None, in_registry: bool | None
+    ):
         self.signal, self.level, self.path = signal, level, path
         self.decided, self.key_rule, self.registry = decided, key_rule, in_registry
         self.values = self.chars = self.longest = 0
@@ -77,8 +100,12 @@ class Field:
 
     def high_cardinality(self) -> bool:
         """Distinct values close to the number of values: ids, names, addresses."""
-        return (self.shapes and self.values >= HIGH_CARDINALITY_MIN and self.path != OTHER_FIELDS
-                and self.distinct() >= HIGH_CARDINALITY_SHARE * self.values)
+        return (
+            self.shapes
+            and self.values >= HIGH_CARDINALITY_MIN
+            and self.path != OTHER_FIELDS
+            and self.distinct() >= HIGH_CARDINALITY_SHARE * self.values
+        )
 
 
 class Plan:
@@ -86,8 +113,9 @@ class Plan:
 
     __slots__ = ("field", "level", "masks", "remaining", "skip", "prose", "memo", "key_kinds", "shapes")
 
-    def __init__(self, field: Field, level: str, masks: tuple, remaining: frozenset, skip: bool, prose: bool,
-                 memo: dict):
+    def __init__(
+        self, field: Field, level: str, masks: tuple, remaining: frozenset, skip: bool, prose: bool, memo: dict
+    ):
         self.field = field
         self.level = level
         self.masks = masks  # the policy's mask rules on this field (nested keys inherit them)
@@ -157,8 +185,9 @@ class Ledger:
             self._personal[key] = shown
         return shown
 
-    def field(self, signal: str, level: str, path: str, decided: str, key_rule: bool | None,
-              in_registry: bool | None) -> Field:
+    def field(
+        self, signal: str, level: str, path: str, decided: str, key_rule: bool | None, in_registry: bool | None
+    ) -> Field:
         where = (signal, level, path)
         f = self.fields.get(where)
         if f is None:
@@ -182,8 +211,7 @@ class Ledger:
             memo.clear()
         return memo
 
-    def key_plan(self, signal: str, level: Level, parent: str | None, shown_parent: str, key: str,
-                 masks) -> Plan:
+    def key_plan(self, signal: str, level: Level, parent: str | None, shown_parent: str, key: str, masks) -> Plan:
         """The plan for attribute ``key`` (``parent``: None at the top of an attribute list,
         else the dotted path of the value it sits in); ``masks``: the mask rules the
         scrub ran on it (a nested key inherits its top attribute's)."""
@@ -196,9 +224,14 @@ class Ledger:
         shown, key_kinds = self.show_key(key)
         path = f"{shown_parent}.{shown}"
         known = registry.known(key if parent is None else join(parent, key))
-        f = self.field(signal, level.value, path, decision_label(self.policy, d if parent is None else
-                                                                 _with_masks(d, masks)),
-                       d.action is not None, known)
+        f = self.field(
+            signal,
+            level.value,
+            path,
+            decision_label(self.policy, d if parent is None else _with_masks(d, masks)),
+            d.action is not None,
+            known,
+        )
         skip = d.op in (OP_HASH, OP_REPLACE, OP_REMOVE)
         if f.path != OTHER_FIELDS:  # the pool judges every shape
             f.shapes = not (known and _INFRASTRUCTURE_ID.fullmatch(key if parent is None else join(parent, key)))
@@ -326,4 +359,3 @@ def kind_counts(combos: dict) -> dict[str, int]:
 def _with_masks(d: Decision, masks) -> Decision:
     """A nested key's decision with the masks it inherits (the label names them)."""
     return replace(d, masks=tuple(masks)) if masks and d.action is None else d
-

@@ -66,8 +66,9 @@ def _attrs(ledger: Ledger, signal: str, level: Level, kvs, found: dict) -> None:
             _value(ledger, signal, level, plan, value, key, found)
 
 
-def _value(ledger: Ledger, signal: str, level: Level, plan: Plan, value, path: str, found: dict,
-           space: str = "nested") -> None:
+def _value(
+    ledger: Ledger, signal: str, level: Level, plan: Plan, value, path: str, found: dict, space: str = "nested"
+) -> None:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         text = value.string_value
@@ -101,8 +102,9 @@ def _nested(ledger: Ledger, signal: str, level: Level, parent: Plan, path: str, 
     return plan
 
 
-def _kvlist(ledger: Ledger, signal: str, level: Level, parent: Plan, kvs, path: str, found: dict,
-            space: str = "nested") -> None:
+def _kvlist(
+    ledger: Ledger, signal: str, level: Level, parent: Plan, kvs, path: str, found: dict, space: str = "nested"
+) -> None:
     for kv in kvs:
         plan = _nested(ledger, signal, level, parent, path, kv.key, space)
         if plan.key_kinds:
@@ -114,8 +116,17 @@ class _Members(list):
     """A JSON object as its (key, value) members, duplicates kept (as jsontext reads it)."""
 
 
-def _json(ledger: Ledger, signal: str, level: Level, plan: Plan, text: str, path: str, found: dict,
-          depth: int, space: str = "nested") -> None:
+def _json(
+    ledger: Ledger,
+    signal: str,
+    level: Level,
+    plan: Plan,
+    text: str,
+    path: str,
+    found: dict,
+    depth: int,
+    space: str = "nested",
+) -> None:
     tree = None
     if len(text) <= MAX_CHARS and depth < MAX_DEPTH:
         try:
@@ -128,8 +139,9 @@ def _json(ledger: Ledger, signal: str, level: Level, plan: Plan, text: str, path
     _tree(ledger, signal, level, plan, tree, path, found, depth, space)
 
 
-def _tree(ledger: Ledger, signal: str, level: Level, plan: Plan, node, path: str, found: dict, depth: int,
-          space: str) -> None:
+def _tree(
+    ledger: Ledger, signal: str, level: Level, plan: Plan, node, path: str, found: dict, depth: int, space: str
+) -> None:
     if depth >= MAX_DEPTH:
         return
     if isinstance(node, _Members):

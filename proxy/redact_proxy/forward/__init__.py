@@ -27,8 +27,9 @@ def build(settings: Settings, telemetry=None) -> Forwarder:
         return upstream
     from redact_proxy.forward.queue import QueueForwarder
 
-    return QueueForwarder(upstream, settings.queue_dir, settings.queue_max_bytes, telemetry=telemetry,
-                          workers=settings.workers)
+    return QueueForwarder(
+        upstream, settings.queue_dir, settings.queue_max_bytes, telemetry=telemetry, workers=settings.workers
+    )
 
 
 def _upstream(settings: Settings) -> Forwarder:

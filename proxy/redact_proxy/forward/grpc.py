@@ -20,7 +20,12 @@ from google.protobuf.message import Message
 from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    GRPC_TO_HTTP, RETRYABLE_GRPC_CODES, StartupError, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable,
+    GRPC_TO_HTTP,
+    RETRYABLE_GRPC_CODES,
+    StartupError,
+    UpstreamRejected,
+    UpstreamThrottled,
+    UpstreamUnavailable,
 )
 from redact_proxy.forward.http import MAX_RESPONSE_BYTES, upstream_ssl_context
 from redact_proxy.settings import Settings
@@ -73,8 +78,7 @@ class GrpcForwarder:
         else:
             self.channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
         self.calls = {
-            s: self.channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None)
-            for s in ALL
+            s: self.channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None) for s in ALL
         }
 
     def wire_format(self, fmt: Format) -> Format:
@@ -84,8 +88,10 @@ class GrpcForwarder:
         call = self.calls[batch.signal]
         try:
             raw = await call(
-                batch.encoded(Format.PROTOBUF), timeout=self.timeout,
-                metadata=self.metadata, compression=self.compression,
+                batch.encoded(Format.PROTOBUF),
+                timeout=self.timeout,
+                metadata=self.metadata,
+                compression=self.compression,
             )
         except grpc.aio.AioRpcError as exc:
             raise _map_error(exc) from exc
@@ -109,8 +115,9 @@ def _map_error(exc: grpc.aio.AioRpcError) -> Exception:
     code = exc.code()
     details = exc.details() or ""
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
-        return UpstreamUnavailable(f"upstream answered with more than {MAX_RESPONSE_BYTES} bytes",
-                                   code="response_too_large")
+        return UpstreamUnavailable(
+            f"upstream answered with more than {MAX_RESPONSE_BYTES} bytes", code="response_too_large"
+        )
     message = f"upstream answered {code.name}"
     if details:
         message += f": {details[:_MAX_DETAILS]}"

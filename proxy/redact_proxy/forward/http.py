@@ -31,7 +31,12 @@ from google.protobuf.message import Message
 from redact_proxy import codec
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    HTTP_TO_GRPC, RETRYABLE_HTTP_STATUSES, RequestTooLarge, StartupError, UpstreamRejected, UpstreamThrottled,
+    HTTP_TO_GRPC,
+    RETRYABLE_HTTP_STATUSES,
+    RequestTooLarge,
+    StartupError,
+    UpstreamRejected,
+    UpstreamThrottled,
     UpstreamUnavailable,
 )
 from redact_proxy.settings import Settings
@@ -57,8 +62,9 @@ class HttpForwarder:
         # Loaded here, not in __init__: start-up failures are reported as one clear line.
         tls = upstream_ssl_context(self.settings) if self.settings.upstream.tls else True
         connector = aiohttp.TCPConnector(limit=256, ssl=tls, enable_cleanup_closed=True)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=False,
-                                             read_bufsize=MAX_RESPONSE_BYTES)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=self.timeout, auto_decompress=False, read_bufsize=MAX_RESPONSE_BYTES
+        )
 
     def wire_format(self, fmt: Format) -> Format:
         return fmt  # the client's: OTLP-JSON in stays OTLP-JSON out (SPEC section 4)
@@ -88,8 +94,9 @@ class HttpForwarder:
                     return codec.read_response(batch.signal, payload, content_type, encoding, MAX_RESPONSE_BYTES)
                 except RequestTooLarge:
                     pass  # over the bound once inflated
-            raise UpstreamUnavailable(f"upstream answered HTTP {status} with more than {MAX_RESPONSE_BYTES} bytes",
-                                      code="response_too_large")
+            raise UpstreamUnavailable(
+                f"upstream answered HTTP {status} with more than {MAX_RESPONSE_BYTES} bytes", code="response_too_large"
+            )
         message = f"upstream answered HTTP {status}"
         if status == 429:
             raise UpstreamThrottled(message, retry_after, code="429")
@@ -109,13 +116,17 @@ def upstream_ssl_context(s: Settings) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=str(s.upstream_ca) if s.upstream_ca else None)
     except OSError as exc:  # ssl.SSLError included
-        raise StartupError(f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})") from exc
+        raise StartupError(
+            f"--upstream-ca {s.upstream_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})"
+        ) from exc
     if s.upstream_cert:
         try:
             ctx.load_cert_chain(str(s.upstream_cert), str(s.upstream_key))
         except OSError as exc:
-            raise StartupError(f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
-                             f"PEM certificate and matching key ({StartupError.ssl_reason(exc)})") from exc
+            raise StartupError(
+                f"--upstream-cert {s.upstream_cert} / --upstream-key {s.upstream_key}: not a usable "
+                f"PEM certificate and matching key ({StartupError.ssl_reason(exc)})"
+            ) from exc
     return ctx
 
 

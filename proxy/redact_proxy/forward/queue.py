@@ -38,7 +38,13 @@ from google.protobuf.message import Message
 
 from redact_proxy.codec import Batch, Format
 from redact_proxy.errors import (
-    MalformedRequest, Overloaded, QueueFull, RequestTooLarge, StartupError, UpstreamError, UpstreamThrottled,
+    MalformedRequest,
+    Overloaded,
+    QueueFull,
+    RequestTooLarge,
+    StartupError,
+    UpstreamError,
+    UpstreamThrottled,
     UpstreamUnavailable,
 )
 from redact_proxy.forward.base import Forwarder
@@ -86,9 +92,18 @@ def backoff(attempt: int, hint: float | None, rng=random.random) -> float:
 
 
 class QueueForwarder:
-    def __init__(self, inner: Forwarder, directory: str | os.PathLike, max_bytes: int, *,
-                 telemetry: Telemetry | None = None, segment_bytes: int | None = None,
-                 workers: int = 1, close_grace: float = CLOSE_GRACE, rng=random.random):
+    def __init__(
+        self,
+        inner: Forwarder,
+        directory: str | os.PathLike,
+        max_bytes: int,
+        *,
+        telemetry: Telemetry | None = None,
+        segment_bytes: int | None = None,
+        workers: int = 1,
+        close_grace: float = CLOSE_GRACE,
+        rng=random.random,
+    ):
         self.inner = inner
         self.directory = Path(directory)
         self.max_bytes = max_bytes
@@ -129,8 +144,13 @@ class QueueForwarder:
         if recovered.torn:
             self._dropped["torn"].inc(recovered.torn)
         self._publish()
-        log.info("queue: %s holds %d batch(es), %d bytes, to deliver (bound %d bytes)",
-                 self.directory, self._records, self._backlog, self.max_bytes)
+        log.info(
+            "queue: %s holds %d batch(es), %d bytes, to deliver (bound %d bytes)",
+            self.directory,
+            self._records,
+            self._backlog,
+            self.max_bytes,
+        )
         self._warn_orphans()
         await self.inner.start()
         self._writer = asyncio.create_task(self._write_loop(), name="queue-writer")
@@ -200,8 +220,9 @@ class QueueForwarder:
             try:
                 seq, size = await asyncio.to_thread(self.store.append, [record for record, _ in group])
             except OSError as exc:
-                log.error("queue: cannot write to %s (%s); %d batch(es) refused",
-                          self.directory, _errno(exc), len(group))
+                log.error(
+                    "queue: cannot write to %s (%s); %d batch(es) refused", self.directory, _errno(exc), len(group)
+                )
                 self._backlog -= sum(len(record) for record, _ in group)
                 self._publish()
                 for _, stored in group:
@@ -234,8 +255,11 @@ class QueueForwarder:
                     return
                 if isinstance(item, Skipped):
                     self._dropped["corrupt"].inc()
-                    log.warning("queue: skipped %d unreadable bytes in segment %d at offset %d",
-                                item.end - self._position[1], *self._position)
+                    log.warning(
+                        "queue: skipped %d unreadable bytes in segment %d at offset %d",
+                        item.end - self._position[1],
+                        *self._position,
+                    )
                 elif not await self._deliver(item):
                     return  # closing: the record stays for the next start
                 self._consume(item.end)
@@ -309,12 +333,15 @@ class QueueForwarder:
         self._upstream_error(signal, code)
         if not isinstance(exc, RETRYABLE):
             self._dropped["rejected"].inc()
-            log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried",
-                        signal.name, code)
+            log.warning("queue: upstream refused a %s batch as invalid (%s); dropped, not retried", signal.name, code)
             return False
         if attempt == 0:
-            log.warning("queue: upstream did not take a %s batch (%s); retrying with backoff, "
-                        "%d batch(es) waiting", signal.name, code, self._records)
+            log.warning(
+                "queue: upstream did not take a %s batch (%s); retrying with backoff, %d batch(es) waiting",
+                signal.name,
+                code,
+                self._records,
+            )
         return True
 
     async def _batch(self, record: Record) -> Batch | None:
@@ -375,8 +402,13 @@ class QueueForwarder:
         for sibling in sorted(self.directory.parent.glob("worker-*")):
             index = sibling.name.removeprefix("worker-")
             if index.isdigit() and int(index) >= self.workers and any(sibling.glob("*.seg")):
-                log.warning("queue: %s holds batches of worker %s, which does not run with --workers %d; "
-                            "they are delivered when it runs again", sibling, index, self.workers)
+                log.warning(
+                    "queue: %s holds batches of worker %s, which does not run with --workers %d; "
+                    "they are delivered when it runs again",
+                    sibling,
+                    index,
+                    self.workers,
+                )
 
 
 def _settled(stored: asyncio.Future) -> None:

@@ -105,7 +105,7 @@ def _parse(buf, p: int, limit: int) -> Record | None:
     end = p + HEADER_BYTES + n
     if magic != MAGIC or end > limit:
         return None
-    payload = memoryview(buf)[p + HEADER_BYTES:end]
+    payload = memoryview(buf)[p + HEADER_BYTES : end]
     if zlib.crc32(payload, zlib.crc32(_CHECKED.pack(n, signal, encoding))) != crc:
         return None
     return Record(signal, encoding, bytes(payload), end)
@@ -136,7 +136,7 @@ def _pread_all(fd: int, n: int, offset: int) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class SegmentStore:
@@ -178,8 +178,12 @@ class SegmentStore:
             last = seqs[-1]
             end = self._valid_end(last)
             if end < segments[last]:
-                log.warning("queue: segment %s ended in an incomplete or corrupt record (%d bytes); "
-                            "truncated (no client was told it was stored)", self.path(last).name, segments[last] - end)
+                log.warning(
+                    "queue: segment %s ended in an incomplete or corrupt record (%d bytes); "
+                    "truncated (no client was told it was stored)",
+                    self.path(last).name,
+                    segments[last] - end,
+                )
                 self._truncate(last, end)
                 segments[last] = end
                 torn = 1

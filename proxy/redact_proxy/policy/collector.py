@@ -53,7 +53,11 @@ def rules_from_collector(top: dict, errs: Errors) -> tuple[Rule, ...]:
             if raw is None:
                 continue
             if raw not in _ACTIONS:
-                errs.add(act["action"][1], f"{apath}.action", f"collector action {raw!r} has no redact-proxy equivalent; only delete and hash migrate")
+                errs.add(
+                    act["action"][1],
+                    f"{apath}.action",
+                    f"collector action {raw!r} has no redact-proxy equivalent; only delete and hash migrate",
+                )
                 continue
             unknown(act, {"key", "pattern", "action"}, apath, errs, f"collector action {raw}")
             key = string(act["key"][1], f"{apath}.key", errs) if "key" in act else None
@@ -64,13 +68,17 @@ def rules_from_collector(top: dict, errs: Errors) -> tuple[Rule, ...]:
                 continue
             # The collector tests `pattern` with Go's regexp MatchString: a match anywhere
             # in the key. Our patterns are full matches, so the pattern is widened.
-            rules.append(Rule(
-                index=len(rules), name=f"{pname}.{i}"[:63].replace("/", "."),
-                action=_ACTIONS[raw], keys=(key,) if key else (),
-                patterns=(f".*(?:{pattern}).*",) if pattern else (),
-                collector_hash=True,
-                where=where(item, apath),
-            ))
+            rules.append(
+                Rule(
+                    index=len(rules),
+                    name=f"{pname}.{i}"[:63].replace("/", "."),
+                    action=_ACTIONS[raw],
+                    keys=(key,) if key else (),
+                    patterns=(f".*(?:{pattern}).*",) if pattern else (),
+                    collector_hash=True,
+                    where=where(item, apath),
+                )
+            )
     if not rules and not errs.lines:
         errs.add(pnode, "processors", "no attributes/* processor with delete or hash actions found")
     return tuple(rules)

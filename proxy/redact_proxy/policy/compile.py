@@ -21,7 +21,14 @@ import re2
 from redact_proxy.errors import PolicyError
 from redact_proxy.fields import TARGET_LEVELS
 from redact_proxy.policy.schema import (
-    LEVELS_OF, SIGNAL_NAMES, Action, Level, PolicyDoc, Rule, compile_regex, load_file,
+    LEVELS_OF,
+    SIGNAL_NAMES,
+    Action,
+    Level,
+    PolicyDoc,
+    Rule,
+    compile_regex,
+    load_file,
 )
 
 MIN_KEY_BYTES = 16  # an HMAC key shorter than this is guessable; refuse it
@@ -43,8 +50,15 @@ MAX_MASK_PROGRAM = 12288
 # What the scrubber does with an attribute, as a small int: the hot loop compares ints
 # rather than hashing Action enum members (whose __hash__ runs in Python).
 OP_KEEP, OP_REMOVE, OP_HASH, OP_REWRITE, OP_REPLACE = range(5)
-_OPS = {None: OP_KEEP, Action.DELETE: OP_REMOVE, Action.KEEP_ONLY: OP_REMOVE, Action.HASH: OP_HASH,
-        Action.SANITIZE_SQL: OP_REWRITE, Action.SANITIZE_URL: OP_REWRITE, Action.REPLACE: OP_REPLACE}
+_OPS = {
+    None: OP_KEEP,
+    Action.DELETE: OP_REMOVE,
+    Action.KEEP_ONLY: OP_REMOVE,
+    Action.HASH: OP_HASH,
+    Action.SANITIZE_SQL: OP_REWRITE,
+    Action.SANITIZE_URL: OP_REWRITE,
+    Action.REPLACE: OP_REPLACE,
+}
 # A rewriter gets the text and the item's database system (db.system.name / db.system,
 # None when absent): statements are sanitized by their dialect.
 Rewrite = Callable[[str, "str | None"], str]
@@ -114,7 +128,7 @@ def tails(path: str) -> list[str]:
     out = [path]
     start = path.find(".")
     while start >= 0:
-        out.append(path[start + 1:])
+        out.append(path[start + 1 :])
         start = path.find(".", start + 1)
     return out
 
@@ -125,8 +139,13 @@ class Decider:
 
     __slots__ = ("key_rules", "keep_only", "masks", "key_masks", "top", "nested", "has_key_rules", "descend")
 
-    def __init__(self, key_rules: tuple["_KeyRule", ...], keep_only: tuple["_KeyRule", ...],
-                 masks: tuple[tuple["_KeyRule | None", Mask], ...] = (), key_masks: tuple[Mask, ...] = ()):
+    def __init__(
+        self,
+        key_rules: tuple["_KeyRule", ...],
+        keep_only: tuple["_KeyRule", ...],
+        masks: tuple[tuple["_KeyRule | None", Mask], ...] = (),
+        key_masks: tuple[Mask, ...] = (),
+    ):
         self.key_rules = key_rules
         self.keep_only = keep_only
         self.masks = masks  # (key filter or None = every attribute, mask)
@@ -301,22 +320,29 @@ def compile_policy(doc: PolicyDoc, environ: Mapping[str, str] | None = None) -> 
     costly = _costly_regexes(doc)
     masks = {r.index: _mask(r, hasher) for r in doc.rules if r.action is Action.MASK}
     errors += [error for _, error in costly]
-    errors += [f"{doc.source}:{r.where}: the regexes and detectors of this mask rule compile to {size} RE2 "
-               f"instructions together; at most {MAX_MASK_PROGRAM} are accepted (every value is scanned by all "
-               f"of them at once, and a larger program costs seconds per MiB): split the rule or drop detectors"
-               for r in doc.rules if r.index in masks and r.index not in dict(costly)
-               for size in [_program_size(_alternation(masks[r.index].masker.patterns))] if size > MAX_MASK_PROGRAM]
+    errors += [
+        f"{doc.source}:{r.where}: the regexes and detectors of this mask rule compile to {size} RE2 "
+        f"instructions together; at most {MAX_MASK_PROGRAM} are accepted (every value is scanned by all "
+        f"of them at once, and a larger program costs seconds per MiB): split the rule or drop detectors"
+        for r in doc.rules
+        if r.index in masks and r.index not in dict(costly)
+        for size in [_program_size(_alternation(masks[r.index].masker.patterns))]
+        if size > MAX_MASK_PROGRAM
+    ]
     if errors:
         raise PolicyError(errors)
     texts: dict[tuple[str, Level, str], TextOps] = {}
     for signal in SIGNAL_NAMES:
         for level in LEVELS_OF[signal]:
             applies = [r for r in doc.rules if signal in r.signals and level in r.levels]
-            key_rules = tuple(compiled[r.index] for r in applies if r.index in compiled and r.action is not Action.KEEP_ONLY)
+            key_rules = tuple(
+                compiled[r.index] for r in applies if r.index in compiled and r.action is not Action.KEEP_ONLY
+            )
             keep = tuple(compiled[r.index] for r in applies if r.action is Action.KEEP_ONLY)
             attr_masks = tuple(
                 (_KeyRule(r, KEEP) if r.keys or r.patterns else None, masks[r.index])
-                for r in applies if r.index in masks and "attributes" in r.targets
+                for r in applies
+                if r.index in masks and "attributes" in r.targets
             )
             key_masks = tuple(masks[r.index] for r in applies if r.index in masks and "keys" in r.targets)
             deciders[(signal, level)] = Decider(key_rules, keep, attr_masks, key_masks)
@@ -342,17 +368,24 @@ def _costly_regexes(doc: PolicyDoc) -> list[tuple[int, str]]:
     MAX_REGEX_PROGRAM."""
     found = []
     for rule in doc.rules:
-        places = [(f"{rule.where}.{name}[{j}]", pattern)
-                  for name, patterns in (("patterns", rule.patterns), ("regexes", rule.regexes))
-                  for j, pattern in enumerate(patterns)]
+        places = [
+            (f"{rule.where}.{name}[{j}]", pattern)
+            for name, patterns in (("patterns", rule.patterns), ("regexes", rule.regexes))
+            for j, pattern in enumerate(patterns)
+        ]
         if rule.when is not None and rule.when.op == "matches":
             places.append((f"{rule.when.where}.matches", rule.when.values[0]))
         for where, pattern in places:
             size = _program_size(pattern)
             if size > MAX_REGEX_PROGRAM:
-                found.append((rule.index, f"{doc.source}:{where}: regex compiles to {size} RE2 instructions; at most "
-                             f"{MAX_REGEX_PROGRAM} are accepted (a program this large costs seconds per MiB of "
-                             f"value): use shorter bounded repetitions such as {{0,100}} instead of {{0,1000}}"))
+                found.append(
+                    (
+                        rule.index,
+                        f"{doc.source}:{where}: regex compiles to {size} RE2 instructions; at most "
+                        f"{MAX_REGEX_PROGRAM} are accepted (a program this large costs seconds per MiB of "
+                        f"value): use shorter bounded repetitions such as {{0,100}} instead of {{0,1000}}",
+                    )
+                )
     return found
 
 
@@ -367,8 +400,7 @@ def _program_size(pattern: str) -> int:
         return 0  # invalid: reported as such by the schema or the key rules
 
 
-_KEY_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL,
-                Action.SANITIZE_URL)
+_KEY_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL, Action.SANITIZE_URL)
 
 
 def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
@@ -390,8 +422,13 @@ def _mask(rule: Rule, hasher: Callable[[bytes], str]) -> Mask:
 
 def _decision(rule: Rule) -> Decision:
     rewrite = _VALUE_REWRITERS[rule.action](rule) if rule.action in _VALUE_REWRITERS else None
-    return Decision(rule.action, rule.index, rewrite, collector_hash=rule.collector_hash,
-                    replacement=rule.replacement if rule.action is Action.REPLACE else "")
+    return Decision(
+        rule.action,
+        rule.index,
+        rewrite,
+        collector_hash=rule.collector_hash,
+        replacement=rule.replacement if rule.action is Action.REPLACE else "",
+    )
 
 
 def _field_rules(rules: list[Rule], target: str) -> tuple[FieldRule, ...]:
@@ -496,7 +533,9 @@ def _hasher(doc: PolicyDoc, environ: Mapping[str, str]) -> tuple[Callable[[bytes
     if spec.key_env:
         value = environ.get(spec.key_env)
         if not value:
-            raise PolicyError([f"{where}.key_env: environment variable {spec.key_env} is not set; the hash key is required"])
+            raise PolicyError(
+                [f"{where}.key_env: environment variable {spec.key_env} is not set; the hash key is required"]
+            )
         key = value.encode()
     else:
         assert spec.key_file is not None, "the schema gives hmac-sha256 a key_env or a key_file"
@@ -505,7 +544,11 @@ def _hasher(doc: PolicyDoc, environ: Mapping[str, str]) -> tuple[Callable[[bytes
         except OSError as exc:
             raise PolicyError([f"{where}.key_file: cannot read {spec.key_file}: {exc.strerror}"]) from exc
     if len(key) < MIN_KEY_BYTES:
-        raise PolicyError([f"{where}: hash key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required (e.g. `openssl rand -hex 32`)"])
+        raise PolicyError(
+            [
+                f"{where}: hash key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required (e.g. `openssl rand -hex 32`)"
+            ]
+        )
     base = hmac.new(key, digestmod=hashlib.sha256)
 
     def hmac_sha256(data: bytes) -> str:

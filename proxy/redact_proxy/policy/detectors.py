@@ -175,8 +175,13 @@ from redact_proxy.policy.regex import options as re2_options
 from redact_proxy.policy.regex import reason as re2_reason
 
 __all__ = [
-    "DETECTORS", "DETECTOR_GROUPS", "DIGIT_DETECTORS", "Detector", "Masker",
-    "UnknownDetector", "expand_detectors",
+    "DETECTORS",
+    "DETECTOR_GROUPS",
+    "DIGIT_DETECTORS",
+    "Detector",
+    "Masker",
+    "UnknownDetector",
+    "expand_detectors",
 ]
 
 # A verifier gets the UTF-8 bytes of the whole value and the candidate's span, and
@@ -247,7 +252,7 @@ _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # Luhn: 2*d with its digits summed
 
 
 def _luhn(digits: bytes) -> bool:
-    odd = digits[-1::-2]   # check digit and every second one, as they are
+    odd = digits[-1::-2]  # check digit and every second one, as they are
     even = digits[-2::-2]  # the others, doubled
     return (sum(odd) - 48 * len(odd) + sum(_DOUBLED[c - 48] for c in even)) % 10 == 0
 
@@ -396,11 +401,11 @@ def _verify_phone(data: bytes, start: int, end: int) -> int:
         return -1
     text = data[start:end]
     if text.isdigit():  # only the unformatted national form is all digits
-        if start > 0 and (data[start - 1] == 0x2D or (
-                data[start - 1] == 0x2E and start > 1 and data[start - 2] in _ALNUM)):
+        if start > 0 and (
+            data[start - 1] == 0x2D or (data[start - 1] == 0x2E and start > 1 and data[start - 2] in _ALNUM)
+        ):
             return -1  # a UUID group, a dashed id, ``v1.0612345678``
-        if end < size and (data[end] == 0x2D or (
-                data[end] == 0x2E and end + 1 < size and data[end + 1] in _ALNUM)):
+        if end < size and (data[end] == 0x2D or (data[end] == 0x2E and end + 1 < size and data[end + 1] in _ALNUM)):
             return -1
         return end
     for stop in _group_ends(data, start, end, 7):
@@ -422,10 +427,9 @@ def _verify_ipv4(data: bytes, start: int, end: int) -> int:
                 return -1  # a longer dashed number ("06-12-34-56-78"), not a label ("ec2-")
         if end + 1 < size and data[end] == 0x2D and data[end + 1] in _DIGITS:
             return -1
-        label = data[max(0, start - 5):start].lower()
+        label = data[max(0, start - 5) : start].lower()
         for prefix in (b"ip-", b"ec2-"):
-            if label.endswith(prefix) and (
-                    len(label) == len(prefix) or label[-len(prefix) - 1] not in _ALNUM):
+            if label.endswith(prefix) and (len(label) == len(prefix) or label[-len(prefix) - 1] not in _ALNUM):
                 return end
         if end + 1 < size and data[end] == 0x2E and data[end + 1] in _LETTERS:
             return end  # 10-1-2-3.example.com
@@ -438,7 +442,7 @@ def _verify_ipv4(data: bytes, start: int, end: int) -> int:
         stop = end + 1
         while stop < size and data[stop] in _DIGITS:
             stop += 1
-        port = data[end + 1:stop]
+        port = data[end + 1 : stop]
         if not 2 <= len(port) <= 5 or int(port) > 65535:
             return -1
         if stop + 1 < size and data[stop] == 0x2E and data[stop + 1] in _DIGITS:
@@ -477,7 +481,7 @@ def _verify_aws_secret(data: bytes, start: int, end: int) -> int:
 
 
 def _verify_openai(data: bytes, start: int, end: int) -> int:
-    body = data[start + 3:end]
+    body = data[start + 3 : end]
     if b"-" in body:
         return end  # sk-proj-..., sk-svcacct-..., sk-admin-...: the prefix decides
     mixed = any(c in _DIGITS for c in body) and body.upper() != body and body.lower() != body
@@ -523,9 +527,7 @@ _CARD = (
 # The country code is one of the table's (either case): two arbitrary letters and two
 # digits start a candidate in every fourth hex id, and each candidate costs a verifier.
 _IBAN_COUNTRIES = "|".join(sorted(code.decode() for code in _IBAN_BBAN))
-_IBAN = (
-    rf"\b(?i:{_IBAN_COUNTRIES})[0-9]{{2}}(?:[ \-]?[A-Za-z0-9]{{4}}){{2,7}}(?:[ \-]?[A-Za-z0-9]{{1,3}})?\b"
-)
+_IBAN = rf"\b(?i:{_IBAN_COUNTRIES})[0-9]{{2}}(?:[ \-]?[A-Za-z0-9]{{4}}){{2,7}}(?:[ \-]?[A-Za-z0-9]{{1,3}})?\b"
 # "eyJ" is base64 for '{"'. Ten more base64url characters make a JSON object
 # certain; from there the match extends greedily over segments and dots, so a JWS,
 # a JWE or a bare base64url JSON blob is masked whole, and no candidate can stay
@@ -618,8 +620,7 @@ _PASSWORD = (
 _PW_REGEX = re2.compile(_PASSWORD)
 # Group numbers, looked up once: the wrapper library resolves a name on every call.
 _PW_NAME, _PW_SEP, _PW_EDQ, _PW_DQ, _PW_SQ, _PW_BARE = (
-    _PW_REGEX.groupindex[name]
-    for name in ("pw_name", "pw_sep", "pw_edq", "pw_dq", "pw_sq", "pw_bare")
+    _PW_REGEX.groupindex[name] for name in ("pw_name", "pw_sep", "pw_edq", "pw_dq", "pw_sq", "pw_bare")
 )
 _PLACEHOLDER = re2.compile(
     r"\?|\$[0-9]{0,3}|\$\{.*|\{\{.*|%[sd]|%\([A-Za-z0-9_]{1,64}\)s|"
@@ -653,17 +654,25 @@ def _verify_password(data: bytes, start: int, end: int) -> int:
 # Precedence when two detectors match at the same position: this order. Detectors
 # rarely overlap; the order is chosen so the more specific shape wins.
 _SECRETS = (
-    Detector("private_key", _PRIVATE_KEY, None,
-             "PEM private-key blocks (-----BEGIN ... PRIVATE KEY----- through END)"),
+    Detector("private_key", _PRIVATE_KEY, None, "PEM private-key blocks (-----BEGIN ... PRIVATE KEY----- through END)"),
     Detector("aws_access_key_id", _AWS_KEY_ID, None, "AWS access key ids (AKIA/ASIA/ABIA/ACCA...)"),
-    Detector("aws_secret_access_key", _AWS_SECRET, _verify_aws_secret,
-             "AWS secret access keys after an aws_secret_access_key-style name, name kept",
-             ("aws_secret_value",)),
+    Detector(
+        "aws_secret_access_key",
+        _AWS_SECRET,
+        _verify_aws_secret,
+        "AWS secret access keys after an aws_secret_access_key-style name, name kept",
+        ("aws_secret_value",),
+    ),
     Detector("github_token", _GITHUB, None, "GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)"),
     Detector("gitlab_token", _GITLAB, None, "GitLab tokens (glpat-, gldt-, glrt-, ... GR1348941)"),
     Detector("slack_token", _SLACK, None, "Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xapp-)"),
-    Detector("slack_webhook", _SLACK_WEBHOOK, None,
-             "Slack webhook URLs (hooks.slack.com/services/...), host kept", ("slack_webhook_path",)),
+    Detector(
+        "slack_webhook",
+        _SLACK_WEBHOOK,
+        None,
+        "Slack webhook URLs (hooks.slack.com/services/...), host kept",
+        ("slack_webhook_path",),
+    ),
     Detector("stripe_key", _STRIPE, None, "Stripe keys (sk_live_, rk_live_, sk_test_, pk_live_, whsec_)"),
     Detector("google_api_key", _GOOGLE_API_KEY, None, "Google API keys (AIza...)"),
     Detector("npm_token", _NPM, None, "npm access tokens (npm_...)"),
@@ -672,34 +681,53 @@ _SECRETS = (
     Detector("sendgrid_key", _SENDGRID, None, "SendGrid API keys (SG.xxx.yyy)"),
     Detector("anthropic_key", _ANTHROPIC, None, "Anthropic API keys (sk-ant-...)"),
     Detector("openai_key", _OPENAI, _verify_openai, "OpenAI API keys (sk-..., sk-proj-...)"),
-    Detector("password_assignment", _PASSWORD, _verify_password,
-             "values of password=/secret:/token=/api_key=-style assignments, name kept",
-             ("pw_edq", "pw_dq", "pw_sq", "pw_bare")),
+    Detector(
+        "password_assignment",
+        _PASSWORD,
+        _verify_password,
+        "values of password=/secret:/token=/api_key=-style assignments, name kept",
+        ("pw_edq", "pw_dq", "pw_sq", "pw_bare"),
+    ),
 )
-DETECTORS: Mapping[str, Detector] = MappingProxyType({
-    d.name: d
-    for d in (
-        *_SECRETS,
-        Detector("jwt", _JWT, None, "JSON Web Tokens (JWS/JWE) and other base64url JSON (eyJ...)"),
-        Detector("bearer_token", _BEARER, None,
-                 "credential after an HTTP auth scheme (Bearer/Basic/Token/...), scheme kept",
-                 ("bearer_value", "scheme_value", "params_value")),
-        Detector("email", _EMAIL, None, "e-mail addresses, also with a %40 or &#64; at sign"),
-        Detector("iban", _IBAN, _verify_iban,
-                 "IBANs, confirmed by the country's length and BBAN format and mod-97"),
-        Detector("credit_card", _CARD, _verify_card,
-                 "payment card numbers (13-19 digits), confirmed by Luhn and the issuer table",
-                 ("card_number",)),
-        Detector("ipv6", _IPV6, _verify_ipv6, "IPv6 addresses, all text forms, optional zone id"),
-        Detector("ipv4", _IPV4, _verify_ipv4,
-                 "IPv4 addresses: dotted quads (also addr.port) and ip-10-1-2-3 host names"),
-        Detector("phone", _PHONE, _verify_phone,
-                 "phone numbers: +/00 international, North-American, 0-prefixed national"),
-    )
-})
-DETECTOR_GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "secrets": tuple(d.name for d in _SECRETS),
-})
+DETECTORS: Mapping[str, Detector] = MappingProxyType(
+    {
+        d.name: d
+        for d in (
+            *_SECRETS,
+            Detector("jwt", _JWT, None, "JSON Web Tokens (JWS/JWE) and other base64url JSON (eyJ...)"),
+            Detector(
+                "bearer_token",
+                _BEARER,
+                None,
+                "credential after an HTTP auth scheme (Bearer/Basic/Token/...), scheme kept",
+                ("bearer_value", "scheme_value", "params_value"),
+            ),
+            Detector("email", _EMAIL, None, "e-mail addresses, also with a %40 or &#64; at sign"),
+            Detector(
+                "iban", _IBAN, _verify_iban, "IBANs, confirmed by the country's length and BBAN format and mod-97"
+            ),
+            Detector(
+                "credit_card",
+                _CARD,
+                _verify_card,
+                "payment card numbers (13-19 digits), confirmed by Luhn and the issuer table",
+                ("card_number",),
+            ),
+            Detector("ipv6", _IPV6, _verify_ipv6, "IPv6 addresses, all text forms, optional zone id"),
+            Detector(
+                "ipv4", _IPV4, _verify_ipv4, "IPv4 addresses: dotted quads (also addr.port) and ip-10-1-2-3 host names"
+            ),
+            Detector(
+                "phone", _PHONE, _verify_phone, "phone numbers: +/00 international, North-American, 0-prefixed national"
+            ),
+        )
+    }
+)
+DETECTOR_GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "secrets": tuple(d.name for d in _SECRETS),
+    }
+)
 # Only these can match a value made of decimal digits alone (tests/policy/test_detectors.py
 # holds every other detector to that).
 DIGIT_DETECTORS: frozenset[str] = frozenset({"credit_card", "phone"})
@@ -739,7 +767,7 @@ class _Spec:
     pattern: str
     value_groups: tuple[int, ...]  # inner groups to replace, numbered within the pattern
     verify: Verifier | None
-    groups: int                    # number of capturing groups inside the pattern
+    groups: int  # number of capturing groups inside the pattern
 
 
 class _Alternation:
@@ -816,7 +844,7 @@ class Masker:
         # start. Built now for verified detectors (the usual case); for a user regex
         # (rejected only for matching the empty string) on first need.
         self._rests: dict[int, _Alternation] = {
-            k: _Alternation(specs[k + 1:], options)
+            k: _Alternation(specs[k + 1 :], options)
             for k, spec in enumerate(specs)
             if spec.verify is not None and k + 1 < len(specs)
         }
@@ -886,7 +914,7 @@ class Masker:
             # Leftmost-first: the later alternatives are what the rejected one shadowed.
             rest = self._rests.get(k)
             if rest is None:
-                rest = _Alternation(self._specs[k + 1:], self._options)
+                rest = _Alternation(self._specs[k + 1 :], self._options)
                 self._rests[k] = rest
             match = rest.regex.match(data, start)
             if match is None:

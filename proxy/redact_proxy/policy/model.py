@@ -44,6 +44,7 @@ LEVELS_OF = {
     "logs": frozenset({Level.RESOURCE, Level.SCOPE, Level.LOG}),
 }
 
+
 @dataclass(frozen=True)
 class Where:
     line: int  # 1-based
@@ -117,4 +118,3 @@ class PolicyDoc:
     rules: tuple[Rule, ...]
     tests: tuple[PolicyCase, ...] = ()
     from_collector: bool = False
-

@@ -25,19 +25,52 @@ from redact_proxy.fields import FIELD_TARGETS, MASK_TARGETS, REQUIRED_TARGETS, S
 from redact_proxy.policy import regex
 from redact_proxy.policy.collector import rules_from_collector
 from redact_proxy.policy.model import (
-    LEVELS_OF, SIGNAL_NAMES, Action, HashSpec, Level, PolicyCase, PolicyDoc, Rule, When, Where,
+    LEVELS_OF,
+    SIGNAL_NAMES,
+    Action,
+    HashSpec,
+    Level,
+    PolicyCase,
+    PolicyDoc,
+    Rule,
+    When,
+    Where,
 )
 from redact_proxy.policy.regex import compile_regex
 from redact_proxy.policy.yamlnodes import (
-    Errors, choices, join, kind, mapping, scalar, string, string_list, text_of_scalar, unknown, where,
+    Errors,
+    choices,
+    join,
+    kind,
+    mapping,
+    scalar,
+    string,
+    string_list,
+    text_of_scalar,
+    unknown,
+    where,
 )
 
 # The model and the regex compiler are imported from here by compile.py, offline.py and
 # the tests: this module is the policy reader's front.
 __all__ = [
-    "DEFAULT_KEY_ENV", "FIELDS_OF", "HASH_ALGORITHMS", "LEVELS_OF", "MAX_POLICY_BYTES", "SIGNAL_NAMES",
-    "Action", "HashSpec", "Level", "PolicyCase", "PolicyDoc", "Rule", "When", "Where",
-    "compile_regex", "load_file", "parse",
+    "DEFAULT_KEY_ENV",
+    "FIELDS_OF",
+    "HASH_ALGORITHMS",
+    "LEVELS_OF",
+    "MAX_POLICY_BYTES",
+    "SIGNAL_NAMES",
+    "Action",
+    "HashSpec",
+    "Level",
+    "PolicyCase",
+    "PolicyDoc",
+    "Rule",
+    "When",
+    "Where",
+    "compile_regex",
+    "load_file",
+    "parse",
 ]
 
 
@@ -57,9 +90,7 @@ FIELDS_OF: dict[Action, frozenset[str]] = {
     Action.REPLACE: frozenset(_COMMON | _KEYED | {"fields", "replacement"}),
     Action.SANITIZE_SQL: frozenset(_COMMON | _KEYED | {"fields"}),
     Action.SANITIZE_URL: frozenset(_COMMON | _KEYED | {"fields", "path_ids"}),
-    Action.MASK: frozenset(
-        _COMMON | _KEYED | {"detectors", "regexes", "targets", "replacement"}
-    ),
+    Action.MASK: frozenset(_COMMON | _KEYED | {"detectors", "regexes", "targets", "replacement"}),
     # A drop removes whole items (spans, data points, log records) judged on their own
     # attributes: `levels` would have no meaning.
     Action.DROP: frozenset((_COMMON - {"levels"}) | {"when"}),
@@ -80,8 +111,12 @@ def load_file(path: str | Path) -> PolicyDoc:
     except OSError as exc:
         raise PolicyError([f"{source}:1:1: cannot read policy file: {exc.strerror}"]) from exc
     if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError([f"{source}:1:1: (file): the policy file is larger than {MAX_POLICY_BYTES} bytes "
-                           f"({MAX_POLICY_BYTES / 2**20:g} MiB), the most a policy may be"])
+        raise PolicyError(
+            [
+                f"{source}:1:1: (file): the policy file is larger than {MAX_POLICY_BYTES} bytes "
+                f"({MAX_POLICY_BYTES / 2**20:g} MiB), the most a policy may be"
+            ]
+        )
     return parse(data, source)
 
 
@@ -138,7 +173,11 @@ def _parse(data: bytes, source: str) -> PolicyDoc:
                     continue
                 if rule.name in seen:
                     name_node = next(v for k, v in node.value if getattr(k, "value", None) == "name")
-                    errs.add(name_node, f"rules[{i}].name", f"duplicate rule name {rule.name!r} (first used by rules[{seen[rule.name]}])")
+                    errs.add(
+                        name_node,
+                        f"rules[{i}].name",
+                        f"duplicate rule name {rule.name!r} (first used by rules[{seen[rule.name]}])",
+                    )
                     continue
                 seen[rule.name] = i
                 rules.append(rule)
@@ -160,7 +199,11 @@ def _hash_section(entry, errs) -> HashSpec:
     if "algorithm" in fields:
         value = string(fields["algorithm"][1], "hash.algorithm", errs)
         if value is not None and value not in HASH_ALGORITHMS:
-            errs.add(fields["algorithm"][1], "hash.algorithm", f"unknown algorithm {value!r}; expected one of: {', '.join(HASH_ALGORITHMS)}")
+            errs.add(
+                fields["algorithm"][1],
+                "hash.algorithm",
+                f"unknown algorithm {value!r}; expected one of: {', '.join(HASH_ALGORITHMS)}",
+            )
         elif value is not None:
             algorithm = value
     key_env = string(fields["key_env"][1], "hash.key_env", errs) if "key_env" in fields else None
@@ -184,7 +227,11 @@ def _rule(node, i, errs) -> Rule | None:
     if "name" not in fields:
         errs.add(node, f"{path}.name", "missing; every rule needs a unique name")
     elif name is not None and not _NAME_RE.fullmatch(name):
-        errs.add(fields["name"][1], f"{path}.name", f"invalid rule name {name!r}; use 1-63 of a-z 0-9 _ . - (it becomes a metric label)")
+        errs.add(
+            fields["name"][1],
+            f"{path}.name",
+            f"invalid rule name {name!r}; use 1-63 of a-z 0-9 _ . - (it becomes a metric label)",
+        )
     if "action" not in fields:
         errs.add(node, f"{path}.action", f"missing; expected one of: {', '.join(a.value for a in Action)}")
         return None
@@ -194,7 +241,11 @@ def _rule(node, i, errs) -> Rule | None:
         action = Action(raw)
     except ValueError:
         if raw is not None:
-            errs.add(anode, f"{path}.action", f"unknown action {raw!r}; expected one of: {', '.join(a.value for a in Action)}")
+            errs.add(
+                anode,
+                f"{path}.action",
+                f"unknown action {raw!r}; expected one of: {', '.join(a.value for a in Action)}",
+            )
         return None
     unknown(fields, FIELDS_OF[action], path, errs, f"action {action.value}")
 
@@ -220,7 +271,11 @@ def _rule(node, i, errs) -> Rule | None:
     signals_set = frozenset(signals) if signals else frozenset(SIGNAL_NAMES)
     levels = frozenset(Level(v) for v in levels_raw) if levels_raw else frozenset(Level)
     if levels_raw and not any(levels & LEVELS_OF[s] for s in signals_set):
-        errs.add(fields["levels"][1], f"{path}.levels", f"none of these levels exists in signals {sorted(signals_set)}; the rule would never apply")
+        errs.add(
+            fields["levels"][1],
+            f"{path}.levels",
+            f"none of these levels exists in signals {sorted(signals_set)}; the rule would never apply",
+        )
     kwargs: dict = {}
     if action is Action.DROP:
         if "when" not in fields:
@@ -244,13 +299,26 @@ def _rule(node, i, errs) -> Rule | None:
     if len(errs.lines) > before or name is None:
         return None
     return Rule(
-        index=i, name=name, action=action, keys=tuple(keys), patterns=tuple(patterns),
-        signals=signals_set, levels=levels, where=where(node, path), **kwargs,
+        index=i,
+        name=name,
+        action=action,
+        keys=tuple(keys),
+        patterns=tuple(patterns),
+        signals=signals_set,
+        levels=levels,
+        where=where(node, path),
+        **kwargs,
     )
 
 
-_KEYED_ACTIONS = (Action.DELETE, Action.HASH, Action.KEEP_ONLY, Action.REPLACE, Action.SANITIZE_SQL,
-                  Action.SANITIZE_URL)
+_KEYED_ACTIONS = (
+    Action.DELETE,
+    Action.HASH,
+    Action.KEEP_ONLY,
+    Action.REPLACE,
+    Action.SANITIZE_SQL,
+    Action.SANITIZE_URL,
+)
 
 
 def _field_targets(fields, action: Action, path: str, errs) -> list[str]:
@@ -266,9 +334,15 @@ def _field_targets(fields, action: Action, path: str, errs) -> list[str]:
     out = []
     for j, (value, item) in enumerate(string_list(node, f"{path}.fields", errs)):
         if value not in allowed:
-            errs.add(item, f"{path}.fields[{j}]", f"unknown field {value!r} for action {action.value}; expected one of: {', '.join(allowed)}")
+            errs.add(
+                item,
+                f"{path}.fields[{j}]",
+                f"unknown field {value!r} for action {action.value}; expected one of: {', '.join(allowed)}",
+            )
         elif action is Action.DELETE and value in REQUIRED_TARGETS:
-            errs.add(item, f"{path}.fields[{j}]", f"{value} is required by OTLP and cannot be deleted; use action replace")
+            errs.add(
+                item, f"{path}.fields[{j}]", f"{value} is required by OTLP and cannot be deleted; use action replace"
+            )
         else:
             out.append(value)
     return out
@@ -364,7 +438,11 @@ def _case_fields(node, path: str, errs, signal: str, level: Level) -> dict:
     for name, (knode, vnode) in fields.items():
         value = scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
         if name not in here:
-            errs.add(knode, join(path, name), f"no such field at {signal} level {level.value}; expected one of: {', '.join(here)}")
+            errs.add(
+                knode,
+                join(path, name),
+                f"no such field at {signal} level {level.value}; expected one of: {', '.join(here)}",
+            )
         elif not isinstance(value, str):
             errs.add(vnode, join(path, name), f"expected a string, got {kind(vnode)}")
         else:
@@ -385,8 +463,9 @@ def _tests(entry, errs) -> list[PolicyCase]:
         fields = mapping(item, path, errs)
         if fields is None:
             continue
-        unknown(fields, {"name", "signal", "level", "input", "expect", "fields", "expect_fields"}, path, errs,
-                 "a test case")
+        unknown(
+            fields, {"name", "signal", "level", "input", "expect", "fields", "expect_fields"}, path, errs, "a test case"
+        )
         missing = [f for f in ("name", "input", "expect") if f not in fields]
         for f in missing:
             errs.add(item, f"{path}.{f}", "missing")
@@ -409,13 +488,28 @@ def _tests(entry, errs) -> list[PolicyCase]:
             if f == "expect" and value == "dropped":
                 value = None  # the item must be removed by a drop rule
             elif not isinstance(value, dict):
-                errs.add(fields[f][1], f"{path}.{f}", "expected a mapping of attribute key: value"
-                         + (" (or `dropped`)" if f == "expect" else ""))
+                errs.add(
+                    fields[f][1],
+                    f"{path}.{f}",
+                    "expected a mapping of attribute key: value" + (" (or `dropped`)" if f == "expect" else ""),
+                )
                 value = False
             payload[f] = value
-        texts = {f: _case_fields(fields[f][1], f"{path}.{f}", errs, signal, level) if f in fields else {}
-                 for f in ("fields", "expect_fields")}
+        texts = {
+            f: _case_fields(fields[f][1], f"{path}.{f}", errs, signal, level) if f in fields else {}
+            for f in ("fields", "expect_fields")
+        }
         if name is not None and payload["input"] is not False and payload["expect"] is not False:
-            cases.append(PolicyCase(name, signal, level, payload["input"], payload["expect"], where(item, path),
-                                    texts["fields"], texts["expect_fields"]))
+            cases.append(
+                PolicyCase(
+                    name,
+                    signal,
+                    level,
+                    payload["input"],
+                    payload["expect"],
+                    where(item, path),
+                    texts["fields"],
+                    texts["expect_fields"],
+                )
+            )
     return cases

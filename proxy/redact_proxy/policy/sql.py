@@ -118,12 +118,49 @@ _BRACKET_MAX = 130  # SQL Server names are <= 128 characters; bounds the look-ah
 _STRING_PREFIXES = frozenset({"e", "n", "x", "b", "r", "rb", "br"})
 
 # After these the next token is an operand, so a sign before a number belongs to it.
-_OPERAND_KEYWORDS = frozenset({
-    "SELECT", "WHERE", "AND", "OR", "NOT", "VALUES", "VALUE", "SET", "THEN", "ELSE", "WHEN",
-    "RETURN", "LIMIT", "OFFSET", "BY", "ON", "IN", "BETWEEN", "LIKE", "ILIKE", "IS", "CASE",
-    "HAVING", "DEFAULT", "INTERVAL", "TOP", "DISTINCT", "ALL", "ANY", "SOME", "EXISTS",
-    "AS", "FETCH", "FIRST", "NEXT", "ESCAPE", "TO", "FROM", "ARRAY",
-})
+_OPERAND_KEYWORDS = frozenset(
+    {
+        "SELECT",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "VALUES",
+        "VALUE",
+        "SET",
+        "THEN",
+        "ELSE",
+        "WHEN",
+        "RETURN",
+        "LIMIT",
+        "OFFSET",
+        "BY",
+        "ON",
+        "IN",
+        "BETWEEN",
+        "LIKE",
+        "ILIKE",
+        "IS",
+        "CASE",
+        "HAVING",
+        "DEFAULT",
+        "INTERVAL",
+        "TOP",
+        "DISTINCT",
+        "ALL",
+        "ANY",
+        "SOME",
+        "EXISTS",
+        "AS",
+        "FETCH",
+        "FIRST",
+        "NEXT",
+        "ESCAPE",
+        "TO",
+        "FROM",
+        "ARRAY",
+    }
+)
 # A double-quoted token right after one of these is a value (MySQL string), not a name.
 _VALUE_KEYWORDS = frozenset({"LIKE", "ILIKE", "RLIKE", "REGEXP", "BETWEEN", "THEN", "ELSE"})
 # ":" is a key/value separator in the JSON-like literals (CQL maps, a JSON text read as SQL).
@@ -147,33 +184,68 @@ class _Unparseable(Exception):
 class _Dialect:
     """How one dialect quotes, escapes and comments. ``"guess"`` = the generic reading."""
 
-    backslash: str = "guess"        # guess | always | never (E'' always escapes)
-    double_quote: str = "guess"     # guess | string | identifier
-    hash: str = "guess"             # guess | comment | operator | name (#temp)
-    bracket: str = "guess"          # guess | identifier | operator
-    dollar: str = "pg"              # pg ($1, $tag$) | param ($name) | money | cql ($$ only)
-    backticks: bool = True          # False: a backtick fails closed
+    backslash: str = "guess"  # guess | always | never (E'' always escapes)
+    double_quote: str = "guess"  # guess | string | identifier
+    hash: str = "guess"  # guess | comment | operator | name (#temp)
+    bracket: str = "guess"  # guess | identifier | operator
+    dollar: str = "pg"  # pg ($1, $tag$) | param ($name) | money | cql ($$ only)
+    backticks: bool = True  # False: a backtick fails closed
     nested_comments: bool = True
-    slash_comments: bool = False    # CQL // line comments
-    q_quotes: bool = True           # Oracle q'[...]'
-    hash_in_words: bool = False     # Oracle emp#
+    slash_comments: bool = False  # CQL // line comments
+    q_quotes: bool = True  # Oracle q'[...]'
+    hash_in_words: bool = False  # Oracle emp#
 
 
 DIALECTS: dict[str, _Dialect] = {
     "generic": _Dialect(),
-    "postgresql": _Dialect(backslash="never", double_quote="identifier", hash="operator",
-                           bracket="operator", backticks=False, q_quotes=False),
-    "mysql": _Dialect(backslash="always", double_quote="string", hash="comment",
-                      bracket="operator", dollar="param", nested_comments=False, q_quotes=False),
-    "mssql": _Dialect(backslash="never", double_quote="identifier", hash="name",
-                      bracket="identifier", dollar="money", backticks=False, q_quotes=False),
-    "oracle": _Dialect(backslash="never", double_quote="identifier", hash="operator",
-                       bracket="operator", dollar="param", backticks=False,
-                       nested_comments=False, hash_in_words=True),
+    "postgresql": _Dialect(
+        backslash="never",
+        double_quote="identifier",
+        hash="operator",
+        bracket="operator",
+        backticks=False,
+        q_quotes=False,
+    ),
+    "mysql": _Dialect(
+        backslash="always",
+        double_quote="string",
+        hash="comment",
+        bracket="operator",
+        dollar="param",
+        nested_comments=False,
+        q_quotes=False,
+    ),
+    "mssql": _Dialect(
+        backslash="never",
+        double_quote="identifier",
+        hash="name",
+        bracket="identifier",
+        dollar="money",
+        backticks=False,
+        q_quotes=False,
+    ),
+    "oracle": _Dialect(
+        backslash="never",
+        double_quote="identifier",
+        hash="operator",
+        bracket="operator",
+        dollar="param",
+        backticks=False,
+        nested_comments=False,
+        hash_in_words=True,
+    ),
     "sqlite": _Dialect(backslash="never", dollar="param", nested_comments=False, q_quotes=False),
-    "cql": _Dialect(backslash="never", double_quote="identifier", hash="operator",
-                    bracket="operator", dollar="cql", backticks=False, nested_comments=False,
-                    slash_comments=True, q_quotes=False),
+    "cql": _Dialect(
+        backslash="never",
+        double_quote="identifier",
+        hash="operator",
+        bracket="operator",
+        dollar="cql",
+        backticks=False,
+        nested_comments=False,
+        slash_comments=True,
+        q_quotes=False,
+    ),
 }
 _GENERIC = DIALECTS["generic"]
 
@@ -260,17 +332,17 @@ class _Sanitizer:
         self.bs = backslash_escapes
         self.d = dialect
         self.word_re = _ORACLE_WORD if dialect.hash_in_words else _WORD
-        self.prev2_text = ""            # the token before the previous one (IDENTIFIED BY)
+        self.prev2_text = ""  # the token before the previous one (IDENTIFIED BY)
         self.saw_backslash = False
         self.hidden: list[tuple[int, int]] = []  # input spans replaced or removed, in order
-        self.out: list[str] = []        # emitted tokens, each with its leading space
-        self.space = False              # whitespace/comment seen since the last token
+        self.out: list[str] = []  # emitted tokens, each with its leading space
+        self.space = False  # whitespace/comment seen since the last token
         self.prev_kind: str | None = None
-        self.prev_text = ""             # upper-cased for keywords
+        self.prev_text = ""  # upper-cased for keywords
         self.parens: list[_Paren] = []
         self.values_row_closed = False  # just closed a VALUES row: "(...), (" is another
-        self.comment_open = -2          # cached next "/*" (-1 = none left)
-        self.comment_close = -2         # cached next "*/"
+        self.comment_open = -2  # cached next "/*" (-1 = none left)
+        self.comment_close = -2  # cached next "*/"
 
     # ------------------------------------------------------------------ emission
     def emit(self, text: str, kind: str) -> None:
@@ -303,7 +375,7 @@ class _Sanitizer:
         paren = self.parens.pop() if self.parens else None
         if paren is not None and paren.in_list and paren.only_literals and not paren.first:
             # IN (?, ?, ?) -> IN (?): keep the first literal (and its spacing) only.
-            del self.out[paren.open_index + 2:]
+            del self.out[paren.open_index + 2 :]
         self.emit(")", _OP)
         if paren is not None and paren.values_row:
             self.values_row_closed = True
@@ -356,8 +428,11 @@ class _Sanitizer:
             elif c.isdigit() or (c == "." and nxt.isdigit() and self.prev_kind not in (_KW, _QIDENT)):
                 m = _UUID.match(sql, i)
                 i = self.literal(i, m.end() if m else self.number(i))
-            elif c in "+-" and (nxt.isdigit() or (nxt == "." and sql[i + 2:i + 3].isdigit())) \
-                    and self.operand_position():
+            elif (
+                c in "+-"
+                and (nxt.isdigit() or (nxt == "." and sql[i + 2 : i + 3].isdigit()))
+                and self.operand_position()
+            ):
                 i = self.literal(i, self.number(i + 1))
             elif c.isalpha() or c == "_":
                 i = self.word(i)
@@ -449,7 +524,7 @@ class _Sanitizer:
         if mode == "comment":
             return self.line_comment(i)
         if mode == "operator":
-            op = "#>>" if sql.startswith("#>>", i) else sql[i:i + 2] if nxt in (">", "-") else "#"
+            op = "#>>" if sql.startswith("#>>", i) else sql[i : i + 2] if nxt in (">", "-") else "#"
             self.emit(op, _OP)
             return i + len(op)
         if mode == "name" and not (nxt and (nxt.isalpha() or nxt in "_#")):
@@ -486,7 +561,7 @@ class _Sanitizer:
             if q + 1 < len(sql) and sql[q + 1] == quote:  # doubled quote
                 pos = q + 2
                 continue
-            if not self.saw_backslash and "\\" in sql[i + 1:q]:
+            if not self.saw_backslash and "\\" in sql[i + 1 : q]:
                 self.saw_backslash = True
             return q + 1
 
@@ -546,7 +621,7 @@ class _Sanitizer:
             return end
         close = sql.find("]", i + 1, i + 1 + _BRACKET_MAX)
         if close > i + 1 and _BRACKET_IDENT.fullmatch(sql, i + 1, close):
-            self.emit(sql[i:close + 1], _QIDENT)
+            self.emit(sql[i : close + 1], _QIDENT)
             return close + 1
         self.emit("[", _OP)
         return i + 1

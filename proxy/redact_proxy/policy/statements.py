@@ -66,17 +66,29 @@ class _Unparseable(Exception):
 # ---------------------------------------------------------------------------- dispatch
 
 _SQL_DIALECTS = {
-    "postgresql": "postgresql", "cockroachdb": "postgresql", "aws.redshift": "postgresql",
-    "redshift": "postgresql", "edb": "postgresql",
-    "mysql": "mysql", "mariadb": "mysql", "couchbase": "mysql",
-    "mssql": "mssql", "microsoft.sql_server": "mssql", "mssqlcompact": "mssql",
-    "oracle": "oracle", "oracle.db": "oracle",
+    "postgresql": "postgresql",
+    "cockroachdb": "postgresql",
+    "aws.redshift": "postgresql",
+    "redshift": "postgresql",
+    "edb": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "couchbase": "mysql",
+    "mssql": "mssql",
+    "microsoft.sql_server": "mssql",
+    "mssqlcompact": "mssql",
+    "oracle": "oracle",
+    "oracle.db": "oracle",
     "sqlite": "sqlite",
     "cassandra": "cql",
 }
 _FAMILIES = {
-    "redis": "redis", "valkey": "redis", "memcached": "memcached",
-    "mongodb": "mongodb", "elasticsearch": "json", "opensearch": "json",
+    "redis": "redis",
+    "valkey": "redis",
+    "memcached": "memcached",
+    "mongodb": "mongodb",
+    "elasticsearch": "json",
+    "opensearch": "json",
 }
 
 
@@ -114,7 +126,8 @@ def sanitize(text: str, system: str | None) -> str:
 
 # ---------------------------------------------------------------------------- Redis
 
-_REDIS_COMMANDS = frozenset("""
+_REDIS_COMMANDS = frozenset(
+    """
 ACL APPEND ASKING AUTH BGREWRITEAOF BGSAVE BITCOUNT BITFIELD BITFIELD_RO BITOP BITPOS BLMOVE
 BLMPOP BLPOP BRPOP BRPOPLPUSH BZMPOP BZPOPMAX BZPOPMIN CLIENT CLUSTER COMMAND COMMANDLOG CONFIG
 COPY DBSIZE DEBUG DECR DECRBY DEL DELIFEQ DISCARD DUMP ECHO EVAL EVAL_RO EVALSHA EVALSHA_RO EXEC
@@ -138,34 +151,39 @@ XREADGROUP XREVRANGE XSETID XTRIM ZADD ZCARD ZCOUNT ZDIFF ZDIFFSTORE ZINCRBY ZIN
 ZINTERSTORE ZLEXCOUNT ZMPOP ZMSCORE ZPOPMAX ZPOPMIN ZRANDMEMBER ZRANGE ZRANGEBYLEX ZRANGEBYSCORE
 ZRANGESTORE ZRANK ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREVRANGE ZREVRANGEBYLEX
 ZREVRANGEBYSCORE ZREVRANK ZSCAN ZSCORE ZUNION ZUNIONSTORE
-""".split())
+""".split()
+)
 # Container commands and their subcommands: only a listed subcommand is kept.
-_REDIS_SUBCOMMANDS = {name: frozenset(subs.split()) for name, subs in {
-    "ACL": "CAT DELUSER DRYRUN GENPASS GETUSER HELP LIST LOAD LOG SAVE SETUSER USERS WHOAMI",
-    "CLIENT": "CACHING CAPA GETNAME GETREDIR HELP ID INFO KILL LIST NO-EVICT NO-TOUCH PAUSE "
-              "REPLY SETINFO SETNAME TRACKING TRACKINGINFO UNBLOCK UNPAUSE",
-    "CLUSTER": "ADDSLOTS ADDSLOTSRANGE BUMPEPOCH COUNT-FAILURE-REPORTS COUNTKEYSINSLOT DELSLOTS "
-               "DELSLOTSRANGE FAILOVER FLUSHSLOTS FORGET GETKEYSINSLOT HELP INFO KEYSLOT LINKS "
-               "MEET MYID MYSHARDID NODES REPLICAS REPLICATE RESET SAVECONFIG SET-CONFIG-EPOCH "
-               "SETSLOT SHARDS SLAVES SLOTS",
-    "COMMAND": "COUNT DOCS GETKEYS GETKEYSANDFLAGS HELP INFO LIST",
-    "COMMANDLOG": "GET HELP LEN RESET",
-    "CONFIG": "GET HELP RESETSTAT REWRITE SET",
-    "DEBUG": "CHANGE-REPL-ID DIGEST DIGEST-VALUE HELP JMAP LOG OBJECT RELOAD SEGFAULT SLEEP",
-    "FUNCTION": "DELETE DUMP FLUSH HELP KILL LIST LOAD RESTORE STATS",
-    "LATENCY": "DOCTOR GRAPH HELP HISTOGRAM HISTORY LATEST RESET",
-    "MEMORY": "DOCTOR HELP MALLOC-STATS PURGE STATS USAGE",
-    "MODULE": "HELP LIST LOAD LOADEX UNLOAD",
-    "OBJECT": "ENCODING FREQ HELP IDLETIME REFCOUNT",
-    "PUBSUB": "CHANNELS HELP NUMPAT NUMSUB SHARDCHANNELS SHARDNUMSUB",
-    "SCRIPT": "DEBUG EXISTS FLUSH HELP KILL LOAD",
-    "SLOWLOG": "GET HELP LEN RESET",
-    "XGROUP": "CREATE CREATECONSUMER DELCONSUMER DESTROY HELP SETID",
-    "XINFO": "CONSUMERS GROUPS HELP STREAM",
-}.items()}
+_REDIS_SUBCOMMANDS = {
+    name: frozenset(subs.split())
+    for name, subs in {
+        "ACL": "CAT DELUSER DRYRUN GENPASS GETUSER HELP LIST LOAD LOG SAVE SETUSER USERS WHOAMI",
+        "CLIENT": "CACHING CAPA GETNAME GETREDIR HELP ID INFO KILL LIST NO-EVICT NO-TOUCH PAUSE "
+        "REPLY SETINFO SETNAME TRACKING TRACKINGINFO UNBLOCK UNPAUSE",
+        "CLUSTER": "ADDSLOTS ADDSLOTSRANGE BUMPEPOCH COUNT-FAILURE-REPORTS COUNTKEYSINSLOT DELSLOTS "
+        "DELSLOTSRANGE FAILOVER FLUSHSLOTS FORGET GETKEYSINSLOT HELP INFO KEYSLOT LINKS "
+        "MEET MYID MYSHARDID NODES REPLICAS REPLICATE RESET SAVECONFIG SET-CONFIG-EPOCH "
+        "SETSLOT SHARDS SLAVES SLOTS",
+        "COMMAND": "COUNT DOCS GETKEYS GETKEYSANDFLAGS HELP INFO LIST",
+        "COMMANDLOG": "GET HELP LEN RESET",
+        "CONFIG": "GET HELP RESETSTAT REWRITE SET",
+        "DEBUG": "CHANGE-REPL-ID DIGEST DIGEST-VALUE HELP JMAP LOG OBJECT RELOAD SEGFAULT SLEEP",
+        "FUNCTION": "DELETE DUMP FLUSH HELP KILL LIST LOAD RESTORE STATS",
+        "LATENCY": "DOCTOR GRAPH HELP HISTOGRAM HISTORY LATEST RESET",
+        "MEMORY": "DOCTOR HELP MALLOC-STATS PURGE STATS USAGE",
+        "MODULE": "HELP LIST LOAD LOADEX UNLOAD",
+        "OBJECT": "ENCODING FREQ HELP IDLETIME REFCOUNT",
+        "PUBSUB": "CHANNELS HELP NUMPAT NUMSUB SHARDCHANNELS SHARDNUMSUB",
+        "SCRIPT": "DEBUG EXISTS FLUSH HELP KILL LOAD",
+        "SLOWLOG": "GET HELP LEN RESET",
+        "XGROUP": "CREATE CREATECONSUMER DELCONSUMER DESTROY HELP SETID",
+        "XINFO": "CONSUMERS GROUPS HELP STREAM",
+    }.items()
+}
 # Redis Stack / Valkey module commands: PREFIX.NAME (FT.SEARCH, JSON.SET, BF.ADD, ...).
 _REDIS_MODULE_COMMAND = re.compile(
-    r"(?:FT|JSON|BF|CF|CMS|TOPK|TDIGEST|TS|GRAPH|AI|SEARCH|VSET)\.[A-Z_]{1,32}", re.IGNORECASE)
+    r"(?:FT|JSON|BF|CF|CMS|TOPK|TDIGEST|TS|GRAPH|AI|SEARCH|VSET)\.[A-Z_]{1,32}", re.IGNORECASE
+)
 _REDIS_BARE = re.compile(r"[^\s;]*")
 _REDIS_SPACE = re.compile(r"[^\S\n]+")  # whitespace within a line
 
@@ -247,27 +265,66 @@ def _redis_quoted(text: str, i: int) -> int:
 
 # Argument kinds: K key / V value -> ?, N kept if all digits, W kept if all digits or a
 # protocol word, F meta flag -> its letter (+ "?" when it carries a token).
-_MEMCACHED_WORDS = frozenset({
-    "noreply", "items", "slabs", "sizes", "settings", "detail", "conns", "extstore", "reset",
-    "on", "off", "dump", "graceful", "enable", "disable", "start", "crawl", "metadump", "all",
-    "hash", "automove", "reassign", "fetchers", "mutations", "evictions", "connevents",
-})
+_MEMCACHED_WORDS = frozenset(
+    {
+        "noreply",
+        "items",
+        "slabs",
+        "sizes",
+        "settings",
+        "detail",
+        "conns",
+        "extstore",
+        "reset",
+        "on",
+        "off",
+        "dump",
+        "graceful",
+        "enable",
+        "disable",
+        "start",
+        "crawl",
+        "metadump",
+        "all",
+        "hash",
+        "automove",
+        "reassign",
+        "fetchers",
+        "mutations",
+        "evictions",
+        "connevents",
+    }
+)
 _STORE = ("K", "N", "N", "N")
 # command -> (fixed kinds, kind of any further argument, is a storage command with data)
 _MEMCACHED = {
     **{c: (_STORE, "W", True) for c in ("set", "add", "replace", "append", "prepend")},
     "cas": (_STORE + ("N",), "W", True),
-    "get": ((), "K", False), "gets": ((), "K", False),
-    "gat": (("N",), "K", False), "gats": (("N",), "K", False),
+    "get": ((), "K", False),
+    "gets": ((), "K", False),
+    "gat": (("N",), "K", False),
+    "gats": (("N",), "K", False),
     "delete": (("K",), "W", False),
-    "incr": (("K", "V"), "W", False), "decr": (("K", "V"), "W", False),
+    "incr": (("K", "V"), "W", False),
+    "decr": (("K", "V"), "W", False),
     "touch": (("K", "N"), "W", False),
-    "mg": (("K",), "F", False), "md": (("K",), "F", False), "ma": (("K",), "F", False),
-    "ms": (("K", "N"), "F", True), "me": (("K",), "V", False), "mn": ((), "V", False),
-    "stats": ((), "W", False), "flush_all": ((), "W", False), "version": ((), "V", False),
-    "verbosity": ((), "W", False), "quit": ((), "V", False), "shutdown": ((), "W", False),
-    "cache_memlimit": ((), "W", False), "lru_crawler": ((), "W", False),
-    "slabs": ((), "W", False), "lru": ((), "W", False), "watch": ((), "W", False),
+    "mg": (("K",), "F", False),
+    "md": (("K",), "F", False),
+    "ma": (("K",), "F", False),
+    "ms": (("K", "N"), "F", True),
+    "me": (("K",), "V", False),
+    "mn": ((), "V", False),
+    "stats": ((), "W", False),
+    "flush_all": ((), "W", False),
+    "version": ((), "V", False),
+    "verbosity": ((), "W", False),
+    "quit": ((), "V", False),
+    "shutdown": ((), "W", False),
+    "cache_memlimit": ((), "W", False),
+    "lru_crawler": ((), "W", False),
+    "slabs": ((), "W", False),
+    "lru": ((), "W", False),
+    "watch": ((), "W", False),
 }
 _DIGITS = re.compile(r"[0-9]{1,20}")
 
@@ -311,17 +368,18 @@ def _memcached_arg(kind: str, word: str) -> str:
 # ---------------------------------------------------------------------------- JSON
 
 _JSON_WS = re.compile(r"\s*")
-_JSON_NUMBER = re.compile(
-    r"[-+]?(?:0[xX][0-9A-Fa-f]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\w*")
+_JSON_NUMBER = re.compile(r"[-+]?(?:0[xX][0-9A-Fa-f]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\w*")
 _JSON_WORD = re.compile(r"-?[A-Za-z_$][\w$.]*")
 _STRING_PREFIX = re.compile(r"[bBuUrR]{1,2}(?=['\"])")
-_MONGO_COMMANDS = frozenset("""
+_MONGO_COMMANDS = frozenset(
+    """
 aggregate bulkWrite collMod count create createIndexes delete distinct drop dropIndexes
 endSessions explain find findAndModify findOneAndDelete findOneAndReplace findOneAndUpdate
 getMore hello insert isMaster killCursors listCollections listDatabases listIndexes mapReduce
 ping update deleteOne deleteMany insertOne insertMany updateOne updateMany replaceOne
 countDocuments estimatedDocumentCount watch
-""".split())
+""".split()
+)
 
 # Parser states on the stack: what the innermost container expects next.
 _KEY, _COLON, _VALUE, _AFTER = "key", "colon", "value", "after"
@@ -344,7 +402,7 @@ def _json(text: str, allow_command: bool) -> str:
         m = _JSON_WORD.match(text, i)
         if m and m.group() in _MONGO_COMMANDS:
             j = _JSON_WS.match(text, m.end()).end()
-            if j > m.end() and text[j:j + 1] in ("{", "["):
+            if j > m.end() and text[j : j + 1] in ("{", "["):
                 out.append(m.group() + " ")
                 i = j
     if i >= n:
@@ -478,17 +536,18 @@ def _json_string_end(text: str, i: int) -> int:
         pos = q + 1
 
 
-_READERS = {"redis": _redis, "memcached": _memcached, "mongodb": _json_mongodb,
-            "json": _json_plain}
+_READERS = {"redis": _redis, "memcached": _memcached, "mongodb": _json_mongodb, "json": _json_plain}
 
 
 # ---------------------------------------------------------------------------- span names
 
-_SQL_VERBS = frozenset("""
+_SQL_VERBS = frozenset(
+    """
 ALTER ANALYZE BEGIN CALL COMMIT COPY CREATE DEALLOCATE DECLARE DELETE DESCRIBE DROP EXEC
 EXECUTE EXPLAIN GRANT INSERT LOCK MERGE PRAGMA PREPARE RELEASE RENAME REPLACE REVOKE ROLLBACK
 SAVEPOINT SELECT SET SHOW TRUNCATE UNLOCK UPDATE UPSERT USE VACUUM VALUES WITH
-""".split())
+""".split()
+)
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_]+)")
 _SQL_STRUCTURE = re.compile(r"\b(?:FROM|INTO|WHERE|SET|VALUES|JOIN|TABLE)\b")
 # A semantic-convention summary: verbs and (qualified) names, one space apart.
@@ -519,8 +578,9 @@ def sanitize_span_name(name: str, system: str | None) -> str:
             return name
     else:
         head = name.lstrip()[:1]
-        if head not in ("{", "[") and not (family == "mongodb" and word in _MONGO_COMMANDS
-                                           and name[m.end():].lstrip()[:1] in ("{", "[")):
+        if head not in ("{", "[") and not (
+            family == "mongodb" and word in _MONGO_COMMANDS and name[m.end() :].lstrip()[:1] in ("{", "[")
+        ):
             return name
     out = sanitize(name, system)
     return name if out == name else out  # unchanged: the input itself

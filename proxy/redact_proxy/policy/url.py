@@ -48,7 +48,11 @@ import re
 from urllib.parse import unquote
 
 __all__ = [
-    "ID_PLACEHOLDER", "URL_UNPARSEABLE", "VALUE_PLACEHOLDER", "sanitize_query", "sanitize_span_name",
+    "ID_PLACEHOLDER",
+    "URL_UNPARSEABLE",
+    "VALUE_PLACEHOLDER",
+    "sanitize_query",
+    "sanitize_span_name",
     "sanitize_url",
 ]
 
@@ -66,8 +70,7 @@ _HOST = re.compile(r"(?:[\w\-.~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
 _IPV6_LITERAL = re.compile(r"\[[0-9A-Za-z:.%_~\-]+\]")
 _PARAM_NAME = re.compile(r"(?:[A-Za-z0-9_.\-~\[\]+]|%[0-9A-Fa-f]{2}){1,64}")
 # Schemes whose whole rest is payload even when it looks like "user@host".
-_OPAQUE_SCHEMES = frozenset({"mailto", "tel", "sms", "sip", "sips", "urn", "data", "javascript",
-                             "magnet", "news"})
+_OPAQUE_SCHEMES = frozenset({"mailto", "tel", "sms", "sip", "sips", "urn", "data", "javascript", "magnet", "news"})
 
 _ALL_DIGITS = re.compile(r"[0-9]+")
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -83,11 +86,32 @@ _DIGIT = re.compile(r"[0-9]")
 
 
 # Span names: "{method} {target}" (RFC 9110 methods, WebDAV, semconv "_OTHER") or a bare URL.
-_HTTP_METHODS = frozenset({
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
-    "_OTHER", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH",
-    "REPORT", "MKCALENDAR", "PURGE",
-})
+_HTTP_METHODS = frozenset(
+    {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "CONNECT",
+        "OPTIONS",
+        "TRACE",
+        "PATCH",
+        "QUERY",
+        "_OTHER",
+        "PROPFIND",
+        "PROPPATCH",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "LOCK",
+        "UNLOCK",
+        "SEARCH",
+        "REPORT",
+        "MKCALENDAR",
+        "PURGE",
+    }
+)
 _URL_NAME = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//|/")
 
 
@@ -157,7 +181,7 @@ def _sanitize(value: str, path_ids: bool) -> str:
         authority, path = _split_authority(rest[2:])
         prefix = "//"
     elif scheme:
-        after = rest[scheme.end():]
+        after = rest[scheme.end() :]
         if scheme.group()[:-1].lower() in _OPAQUE_SCHEMES:
             return scheme.group() + (VALUE_PLACEHOLDER if after else "")
         if after.startswith("//"):
@@ -187,7 +211,7 @@ def _authority(authority: str) -> str:
         literal = _IPV6_LITERAL.match(hostport)
         if literal is None:
             raise _Garbage
-        host, port_part = literal.group(), hostport[literal.end():]
+        host, port_part = literal.group(), hostport[literal.end() :]
         if port_part and not port_part.startswith(":"):
             raise _Garbage
     else:
@@ -245,7 +269,4 @@ def _is_id(segment: str) -> bool:
         return True
     if _PREFIXED_ID.fullmatch(text):
         return True
-    return bool(
-        _TOKEN.fullmatch(text)
-        and _UPPER.search(text) and _LOWER.search(text) and _DIGIT.search(text)
-    )
+    return bool(_TOKEN.fullmatch(text) and _UPPER.search(text) and _LOWER.search(text) and _DIGIT.search(text))

@@ -75,7 +75,8 @@ def unknown(fields, allowed, path, errs, what) -> None:
     for name, (knode, _) in fields.items():
         if name not in allowed:
             errs.add(
-                knode, join(path, name),
+                knode,
+                join(path, name),
                 f"unknown field for {what}; expected one of: {', '.join(sorted(allowed))}",
             )
 
@@ -118,4 +119,3 @@ def text_of_scalar(value) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
-

@@ -30,9 +30,16 @@ from redact_proxy.signals import Signal, Transport
 log = logging.getLogger("redact_proxy")
 
 
-async def receive(pipeline: Pipeline, signal: Signal, transport: Transport, envelope: Envelope,
-                  reserve: tuple[int, bool], read: Callable[[], Awaitable[bytes]], limit: int,
-                  thread: ThreadPoolExecutor) -> Message:
+async def receive(
+    pipeline: Pipeline,
+    signal: Signal,
+    transport: Transport,
+    envelope: Envelope,
+    reserve: tuple[int, bool],
+    read: Callable[[], Awaitable[bytes]],
+    limit: int,
+    thread: ThreadPoolExecutor,
+) -> Message:
     """One export request from its checked headers to upstream's response: admitted for
     ``reserve`` (bytes, and whether that is the body's known size) before ``read`` buffers
     the body, opened by the codec (on ``thread`` when that is CPU work), the admission
@@ -95,12 +102,16 @@ def server_ssl_context(s: Settings) -> ssl.SSLContext | None:
     try:
         ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
     except OSError as exc:  # ssl.SSLError included
-        raise StartupError(f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
-                         f"and matching key ({StartupError.ssl_reason(exc)})") from exc
+        raise StartupError(
+            f"--tls-cert {s.tls_cert} / --tls-key {s.tls_key}: not a usable PEM certificate "
+            f"and matching key ({StartupError.ssl_reason(exc)})"
+        ) from exc
     if s.tls_client_ca:
         try:
             ctx.load_verify_locations(cafile=str(s.tls_client_ca))
         except OSError as exc:
-            raise StartupError(f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})") from exc
+            raise StartupError(
+                f"--tls-client-ca {s.tls_client_ca}: not a usable PEM CA bundle ({StartupError.ssl_reason(exc)})"
+            ) from exc
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx

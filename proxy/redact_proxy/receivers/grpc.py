@@ -114,8 +114,16 @@ class GrpcReceiver:
             try:
                 if token is not None:
                     check_token(token, dict(context.invocation_metadata() or ()).get("authorization"))
-                response = await receive(pipeline, signal, Transport.GRPC, codec.GRPC_MESSAGE, reserve,
-                                         lambda: _one_message(context, body_timeout), reserve[0], inflate_thread)
+                response = await receive(
+                    pipeline,
+                    signal,
+                    Transport.GRPC,
+                    codec.GRPC_MESSAGE,
+                    reserve,
+                    lambda: _one_message(context, body_timeout),
+                    reserve[0],
+                    inflate_thread,
+                )
                 answer = codec.encode(response, Format.PROTOBUF)
                 code = "OK"
                 return answer

@@ -39,7 +39,13 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from redact_proxy import codec
 from redact_proxy.codec import Format
 from redact_proxy.errors import (
-    CLIENT_CLOSED_REQUEST, ClientGone, MalformedRequest, ReadTimeout, RequestError, RequestTooLarge, StartupError,
+    CLIENT_CLOSED_REQUEST,
+    ClientGone,
+    MalformedRequest,
+    ReadTimeout,
+    RequestError,
+    RequestTooLarge,
+    StartupError,
     retry_after_header,
 )
 from redact_proxy.pipeline import Pipeline
@@ -77,14 +83,23 @@ class HttpReceiver:
         # keepalive_timeout is aiohttp's idle timer: it closes a connection whose next
         # request has not been parsed that long after the last answer (or the connect).
         self.runner = FixedErrorRunner(
-            self.app(), auto_decompress=False, access_log=None, handle_signals=False,
-            shutdown_timeout=s.shutdown_grace, keepalive_timeout=s.idle_timeout,
-            connections=ConnectionGuard(s.max_connections), header_timeout=s.header_timeout,
+            self.app(),
+            auto_decompress=False,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=s.shutdown_grace,
+            keepalive_timeout=s.idle_timeout,
+            connections=ConnectionGuard(s.max_connections),
+            header_timeout=s.header_timeout,
         )
         await self.runner.setup()
         site = web.TCPSite(
-            self.runner, s.http_listen.host, s.http_listen.port,
-            ssl_context=server_ssl_context(s), reuse_port=s.reuse_port, backlog=1024,
+            self.runner,
+            s.http_listen.host,
+            s.http_listen.port,
+            ssl_context=server_ssl_context(s),
+            reuse_port=s.reuse_port,
+            backlog=1024,
         )
         await start_site(site)
 
@@ -112,7 +127,8 @@ class HttpReceiver:
                     body += chunk
                     if len(body) > self.wire_limit:
                         raise RequestTooLarge(
-                            f"request body exceeds --max-request-bytes ({self.settings.max_request_bytes})")
+                            f"request body exceeds --max-request-bytes ({self.settings.max_request_bytes})"
+                        )
         except TimeoutError as exc:
             raise ReadTimeout(f"request body not received within --body-timeout ({self.body_timeout:g}s)") from exc
         except ConnectionError as exc:  # aiohttp's "Connection lost", set on the payload
@@ -137,8 +153,16 @@ class HttpReceiver:
                 # Authentication first: a client without the token learns nothing else.
                 check_token(token, request.headers.get("Authorization"))
                 envelope = codec.Envelope.of(content_type, request.headers.get("Content-Encoding"))
-                response = await receive(pipeline, signal, Transport.HTTP, envelope, self._reservation(request),
-                                         lambda: self._read(request), limit, inflate_thread)
+                response = await receive(
+                    pipeline,
+                    signal,
+                    Transport.HTTP,
+                    envelope,
+                    self._reservation(request),
+                    lambda: self._read(request),
+                    limit,
+                    inflate_thread,
+                )
                 answer = web.Response(body=codec.encode(response, fmt), content_type=fmt.content_type)
             except Exception as exc:
                 answer = _error_response(answerable(exc, signal), fmt)
@@ -169,8 +193,9 @@ def _error_response(exc: RequestError, fmt: Format) -> web.Response:
         headers["Retry-After"] = retry_after
     body = codec.encode(status_message(exc, outcome), fmt)
     answer = web.Response(status=outcome.http_status, body=body, content_type=fmt.content_type, headers=headers)
-    if isinstance(exc, (ReadTimeout, ClientGone)) or (isinstance(exc, MalformedRequest) and
-                                                       isinstance(exc.__cause__, HttpProcessingError)):
+    if isinstance(exc, (ReadTimeout, ClientGone)) or (
+        isinstance(exc, MalformedRequest) and isinstance(exc.__cause__, HttpProcessingError)
+    ):
         # The rest of the body is late, gone or unframeable: this connection cannot
         # carry another request.
         answer.force_close()
@@ -284,18 +309,23 @@ class _FixedErrorHandler(RequestHandler):
             log.debug("HTTP connection closed: headers not received within --header-timeout")
             self.force_close()
 
-    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
-                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
         # An HTTPError here is aiohttp's own (404, 405, 417, ...): our handlers return
         # their error answers, they never raise them.
         if isinstance(resp, web.HTTPError):
             allow = resp.headers.get("Allow")  # 405: the methods the route takes, no content
-            resp = web.Response(status=resp.status, text=_fixed_text(resp.status),
-                                headers={"Allow": allow} if allow is not None else None)
+            resp = web.Response(
+                status=resp.status,
+                text=_fixed_text(resp.status),
+                headers={"Allow": allow} if allow is not None else None,
+            )
         return await super().finish_response(request, resp, start_time)
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         status = next((s for cls, s in _PARSER_STATUS if isinstance(exc, cls)), status)
         reason = exc.__class__.__name__ if exc is not None else "timeout"
         if status >= 500:
@@ -330,8 +360,14 @@ class FixedErrorRunner(web.AppRunner):
     public hook for the answer to a request its parser refuses: aio-libs/aiohttp#3287)
     and, when given them, keep to a connection cap and a header timeout."""
 
-    def __init__(self, app: web.Application, *, connections: ConnectionGuard | None = None,
-                 header_timeout: float | None = None, **kwargs):
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        connections: ConnectionGuard | None = None,
+        header_timeout: float | None = None,
+        **kwargs,
+    ):
         super().__init__(app, **kwargs)
         self._limits = (connections, header_timeout)
 
@@ -340,7 +376,11 @@ class FixedErrorRunner(web.AppRunner):
         # then the same one with our protocol. This leans on aiohttp internals that no
         # public API replaces; tests/integration/test_no_echo.py fails if they change.
         server = await super()._make_server()
-        ours = _FixedErrorServer(server.request_handler, request_factory=server.request_factory,
-                                 handler_cancellation=server.handler_cancellation, **server._kwargs)
+        ours = _FixedErrorServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            **server._kwargs,
+        )
         ours.guard, ours.header_timeout = self._limits
         return ours

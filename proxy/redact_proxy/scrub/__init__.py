@@ -23,8 +23,14 @@ _BY_SIGNAL = {"traces": traces, "metrics": metrics, "logs": logs}
 # triage's walk would not vouch the decoder accepts exactly (also NUL in a text, or
 # nesting past its bound), OTLP-JSON the transcoder refused, or the engine declined
 # (a body it could not read, or questions that did not settle).
-PATHS: tuple[str, ...] = ("untouched", "rewritten", "reference_unknown_fields", "reference_unvouched",
-                          "reference_json_refused", "reference_declined")
+PATHS: tuple[str, ...] = (
+    "untouched",
+    "rewritten",
+    "reference_unknown_fields",
+    "reference_unvouched",
+    "reference_json_refused",
+    "reference_declined",
+)
 
 
 @dataclass(frozen=True)

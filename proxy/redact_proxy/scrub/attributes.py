@@ -128,8 +128,9 @@ def scrub_attributes(attrs, decider: Decider, tally: Tally, hasher, system: "DbS
         _scrub_kvs(attrs, decider, None, tally, hasher, (), system or DbSystem(attrs))
 
 
-def scrub_value(value: AnyValue, decider: Decider, tally: Tally, hasher, ops: TextOps | None = None,
-                system: str | None = None) -> bool:
+def scrub_value(
+    value: AnyValue, decider: Decider, tally: Tally, hasher, ops: TextOps | None = None, system: str | None = None
+) -> bool:
     """Scrub a value that is not itself under a key (a log body): its whole-field rule,
     key rules on the keys inside it (paths from the body root), then ``ops.masks`` on its
     text. Returns False when the rule deletes the value (the caller clears the field)."""
@@ -201,11 +202,22 @@ def _scrub_kvs(kvs, decider: Decider, parent: str | None, tally: Tally, hasher, 
             if descend or masks:
                 value = kv.value
                 kind = value.WhichOneof("value")
-                if kind == "kvlist_value" or kind == "array_value" or (
-                    kind == "string_value" and (masks or jsontext.looks_like(value.string_value))
-                ) or (masks and (kind == "bytes_value" or kind == "int_value")):
-                    _value(value, kind, decider, key if parent is None else join(parent, key), tally, hasher, masks,
-                           system.get() if top else system)
+                if (
+                    kind == "kvlist_value"
+                    or kind == "array_value"
+                    or (kind == "string_value" and (masks or jsontext.looks_like(value.string_value)))
+                    or (masks and (kind == "bytes_value" or kind == "int_value"))
+                ):
+                    _value(
+                        value,
+                        kind,
+                        decider,
+                        key if parent is None else join(parent, key),
+                        tally,
+                        hasher,
+                        masks,
+                        system.get() if top else system,
+                    )
             continue
         tally.redactions[d.rule] += 1
         tally.changed = True
@@ -236,8 +248,7 @@ def mask_value(value: AnyValue, masks, tally: Tally) -> None:
                 leaf.string_value = masked
 
 
-def _value(value: AnyValue, kind: str | None, decider: Decider, path: str, tally: Tally, hasher, masks,
-           system) -> None:
+def _value(value: AnyValue, kind: str | None, decider: Decider, path: str, tally: Tally, hasher, masks, system) -> None:
     """A kept value at dotted ``path``: key rules on the keys inside it, masks on its
     strings, UTF-8 bytes and integers; JSON text scrubbed as structured data."""
     if kind == "kvlist_value":

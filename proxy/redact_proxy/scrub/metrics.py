@@ -16,9 +16,7 @@ def _points(metric):
 
 
 def count(request) -> int:
-    return sum(
-        len(_points(m)) for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-    )
+    return sum(len(_points(m)) for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
 
 
 def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
@@ -28,8 +26,11 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
     exemplar_d = policy.decider("metrics", Level.EXEMPLAR)
     drops = policy.drops["metrics"]
     hasher = policy.hasher
-    metadata = [(name, ops) for name in ("name", "description", "unit")
-                if (ops := policy.text("metrics", Level.DATAPOINT, f"metric_{name}"))]
+    metadata = [
+        (name, ops)
+        for name in ("name", "description", "unit")
+        if (ops := policy.text("metrics", Level.DATAPOINT, f"metric_{name}"))
+    ]
     dropped_any = False
     for rm in request.resource_metrics:
         scrub_resource(rm, policy, "metrics", resource, tally)

@@ -42,8 +42,9 @@ def scrub(request, policy: CompiledPolicy, tally: Tally) -> None:
                 # Read once, before the attributes are scrubbed: the span name's dialect,
                 # and the one sanitize_sql on db.statement would look up again.
                 system = system_of(span.attributes) if name_needs_system else None
-                scrub_attributes(span.attributes, span_d, tally, hasher,
-                                 DbSystem.known(system) if name_needs_system else None)
+                scrub_attributes(
+                    span.attributes, span_d, tally, hasher, DbSystem.known(system) if name_needs_system else None
+                )
                 if name_ops:
                     out = scrub_text(span.name, name_ops, tally, system)
                     if out is not None:
