@@ -61,7 +61,7 @@ class Pipeline:
         max_inflight: int,
         max_inflight_bytes: int,
         auditor=None,
-        scrub_threads: int = 2,
+        scrub_threads: int = 1,
     ):
         self.forwarder = forwarder
         self.auditor = auditor  # audit.Auditor (--audit): fed each scrubbed batch, off the loop
@@ -118,11 +118,11 @@ class Pipeline:
         handles = self.telemetry.signal(signal, transport)
         started = time.perf_counter()
         # On a scrub thread, whatever the size: the loop keeps accepting, refusing and
-        # answering /healthz meanwhile. --scrub-threads of them (default 2): the native
-        # engine (and the wire checks) run without the GIL, so two threads scrub two
-        # batches at once (compare.py, 2 cores: 1.42x the throughput of one thread, at
-        # less CPU per span; the Python reference path alone would only fight over the
-        # GIL). The hand-off is lost in the noise even for a 1-span batch (~0.3 ms).
+        # answering /healthz meanwhile. --scrub-threads of them (default 1): the native
+        # engine and the wire checks run without the GIL, so more threads scrub batches
+        # in parallel when cores are idle (compare.py, 2 cores: 1.42x the throughput of
+        # one), but lose when the cores are busy (0.75-0.95x with the load generator and
+        # sink competing), as a sidecar's are. The hand-off costs ~0.3 ms per request.
         loop = asyncio.get_running_loop()
         if self.auditor is None:
             batch, report = await loop.run_in_executor(self._scrub_thread, _redact, signal, body, fmt, engine)

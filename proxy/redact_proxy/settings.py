@@ -180,9 +180,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--workers", "1", "processes sharing the ports with SO_REUSEPORT; /metrics sums over them", _positive_int),
     Option(
         "--scrub-threads",
-        "2",
-        "threads per process that scrub batches; the native engine runs without the GIL (measured on 2 cores: "
-        "2 threads 1.42x the throughput of 1, --workers 2 1.35x at twice the memory)",
+        "1",
+        "threads per process that scrub batches; the native engine runs without the GIL, so with cores to "
+        "spare more scrub in parallel (measured, 2 cores: 1.42x on an idle machine, 0.75-0.95x when the "
+        "cores are busy; --workers 2 1.35-1.47x at twice the memory)",
         _positive_int,
     ),
     Option(
