@@ -11,12 +11,16 @@ quotes the request back.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from redact_proxy.receivers.http import ConnectionGuard, FixedErrorRunner, start_site
 from redact_proxy.settings import Listen
 from redact_proxy.telemetry import Telemetry
+
+if TYPE_CHECKING:  # imported by the service only with --audit
+    from redact_proxy.audit import Auditor
 
 
 ADMIN_MAX_CONNECTIONS = 64
@@ -27,7 +31,7 @@ class Admin:
         self.telemetry = telemetry
         self.ready = False  # set by the service once receivers listen, cleared on drain
         self.runner: web.AppRunner | None = None
-        self.auditor = None  # audit.Auditor, with --audit
+        self.auditor: Auditor | None = None  # with --audit
 
     def app(self) -> web.Application:
         app = web.Application()

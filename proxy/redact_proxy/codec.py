@@ -32,6 +32,7 @@ import enum
 import json
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import zstandard
 from google.protobuf import json_format
@@ -41,7 +42,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from redact_proxy import otlpjson, validate
 from redact_proxy.errors import MalformedRequest, RequestError, RequestTooLarge, UnsupportedMediaType
-from redact_proxy.signals import ALL, Signal
+from redact_proxy.signals import ALL, Signal, descriptor
 from redact_proxy.validate import ID_LENGTHS, Wire
 
 
@@ -316,8 +317,11 @@ class _JsonShape:
 
     def __init__(self, d: Descriptor):
         self.name = d.name
-        self.members: dict[str, tuple[int, str, object]] = {}
+        # (kind, field name, what the kind needs): an id's byte length, a message's full
+        # name, an enum's names -- typed Any, as only the kind tells which it is.
+        self.members: dict[str, tuple[int, str, Any]] = {}
         for f in d.fields:
+            spec: tuple[int, str, Any]
             length = ID_LENGTHS.get((d.full_name, f.name))
             if length is not None:
                 spec = (_ID, f.name, length)
@@ -333,7 +337,7 @@ class _JsonShape:
 def _json_shapes() -> dict[str, _JsonShape]:
     """Every message type an export request or response can hold, by full name."""
     shapes: dict[str, _JsonShape] = {}
-    stack = [t.DESCRIPTOR for s in ALL for t in (s.request, s.response)]
+    stack = [descriptor(t) for s in ALL for t in (s.request, s.response)]
     while stack:
         d = stack.pop()
         if d.full_name not in shapes:
@@ -467,7 +471,7 @@ def _decode_into(msg: Message, data: bytes, fmt: Format) -> Message:
     other = _foreign_signal(tree, msg.DESCRIPTOR.full_name)
     if other is not None:
         raise MalformedRequest(f"OTLP-JSON body is an export request for {other}, not for this endpoint")
-    _prepare_json(tree, msg.DESCRIPTOR)
+    _prepare_json(tree, descriptor(msg))
     try:
         # Unknown members are ignored, as the OTLP spec asks of receivers.
         json_format.ParseDict(tree, msg, ignore_unknown_fields=True)

@@ -23,6 +23,7 @@ import os
 import resource
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from redact_proxy import __version__
 from redact_proxy.admin import Admin
@@ -37,6 +38,10 @@ from redact_proxy.receivers.http import HttpReceiver
 from redact_proxy.settings import Settings
 from redact_proxy.telemetry import Telemetry
 
+if TYPE_CHECKING:  # imported at start-up only with --audit
+    from redact_proxy.audit import Auditor
+    from redact_proxy.forward.base import Forwarder
+
 log = logging.getLogger("redact_proxy")
 
 POLICY_POLL_SECONDS = 1.0  # how often the policy file is checked for changes
@@ -48,9 +53,10 @@ class Service:
         self.telemetry = Telemetry()
         self.admin = Admin(self.telemetry)
         self.stopping = asyncio.Event()
+        # Made by _start(); run() reloads and drains only after it succeeded.
         self.pipeline: Pipeline | None = None
         self.receivers: list = []
-        self.forwarder = None
+        self.forwarder: Forwarder | None = None
         self._reload_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="policy-reload")
         self._reloading: asyncio.Task | None = None
         self._reload_again = False
@@ -95,22 +101,22 @@ class Service:
         """Inside out: forwarder, pipeline, admin, receivers. StartupError names what
         could not start; the parts started before it are closed by the caller."""
         s = self.settings
-        self.forwarder = build_forwarder(s, self.telemetry)
-        await self.forwarder.start()
-        auditor = None
+        forwarder = self.forwarder = build_forwarder(s, self.telemetry)
+        await forwarder.start()
+        auditor: Auditor | None = None
         if s.audit:
             from redact_proxy.audit import Auditor
 
             auditor = self.admin.auditor = Auditor(policy, self.telemetry.audit_found)
-        self.pipeline = Pipeline(
-            policy, self.forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes, auditor, s.scrub_threads
+        pipeline = self.pipeline = Pipeline(
+            policy, forwarder, self.telemetry, s.max_inflight, s.max_inflight_bytes, auditor, s.scrub_threads
         )
         if s.admin_listen:
             await self.admin.start(s.admin_listen, s.header_timeout, s.reuse_port)
         if s.grpc_listen:
-            self.receivers.append(GrpcReceiver(s, self.pipeline))
+            self.receivers.append(GrpcReceiver(s, pipeline))
         if s.http_listen:
-            self.receivers.append(HttpReceiver(s, self.pipeline))
+            self.receivers.append(HttpReceiver(s, pipeline))
         for receiver in self.receivers:
             await receiver.start()
 
@@ -145,6 +151,7 @@ class Service:
                 log.error("policy reload failed, old policy kept (%s)", exc.__class__.__name__)
                 self.telemetry.policy_reloads.labels("failure").inc()
             else:
+                assert self.pipeline is not None, "reloads start once the service is serving"
                 self.pipeline.set_policy(policy, engine)
                 self.telemetry.policy_reloads.labels("success").inc()
                 log.info("policy reloaded: %s (sha256 %s)", policy.summary(), policy.sha256[:12])
@@ -167,14 +174,16 @@ class Service:
 
     async def _drain(self) -> None:
         grace = self.settings.shutdown_grace
+        pipeline = self.pipeline
+        assert pipeline is not None, "drained only after a successful start"
         self.admin.ready = False
-        log.info("draining: %d request(s) in flight, up to %.1fs", self.pipeline.inflight, grace)
-        cut_before = self.pipeline.cancelled
+        log.info("draining: %d request(s) in flight, up to %.1fs", pipeline.inflight, grace)
+        cut_before = pipeline.cancelled
         await asyncio.gather(*(r.stop(grace) for r in self.receivers), return_exceptions=True)
         deadline = time.monotonic() + grace
-        while self.pipeline.inflight and time.monotonic() < deadline:
+        while pipeline.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        cut = self.pipeline.cancelled - cut_before + self.pipeline.inflight
+        cut = pipeline.cancelled - cut_before + pipeline.inflight
         if cut:
             log.warning("shutdown: %d request(s) cut at the end of the grace period", cut)
         await self._close()

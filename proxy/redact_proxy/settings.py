@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redact_proxy.errors import ConfigError
@@ -465,7 +466,8 @@ class Settings:
         missing one takes its default). Raises ConfigError listing every bad option."""
         environ = os.environ if environ is None else environ
         errors: list[str] = []
-        kw: dict[str, object] = {}
+        # Field name -> value: Any, as each option's own parser gives its field's type.
+        kw: dict[str, Any] = {}
         for opt in OPTIONS:
             raw = values.get(opt.dest)
             raw = opt.default if raw is None else raw

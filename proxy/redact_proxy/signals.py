@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
@@ -27,6 +29,12 @@ class Signal:
 
     def __repr__(self) -> str:
         return f"Signal({self.name})"
+
+
+def descriptor(message: Message | type[Message]) -> Descriptor:
+    """``message.DESCRIPTOR``, typed: types-protobuf types it as Descriptor | the upb
+    class, while at runtime it is the one descriptor object, with Descriptor's API."""
+    return cast(Descriptor, message.DESCRIPTOR)
 
 
 TRACES = Signal(

@@ -60,17 +60,19 @@ is made only if a forwarder needs another encoding (``codec.Batch.verbatim``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import re2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from redact_proxy._native import Schema, scan
 
 from redact_proxy.fields import FIELDS, Treatment
 from redact_proxy.policy import CompiledPolicy, Level
-from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP, OP_REMOVE, OP_REPLACE
+from redact_proxy.policy.compile import DECISION_CACHE_LIMIT, OP_KEEP, OP_REMOVE, OP_REPLACE, TextOps
 from redact_proxy.policy.regex import compile_regex
 from redact_proxy.policy.regex import options as regex_options
 from redact_proxy.policy.schema import LEVELS_OF
-from redact_proxy.signals import ALL, Signal
+from redact_proxy.signals import ALL, Signal, descriptor
 
 # Field kinds and flags of the native schema (native/core/src/walk.rs).
 _PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT, _BOOL = range(7)
@@ -80,7 +82,7 @@ VALUES = "values"
 # The text channels ``scan`` fills: AnyValue strings, bytes and ints, then one per
 # free-text target, in the order fields.FIELDS first names them.
 CHANNELS: tuple[str, ...] = (VALUES,) + tuple(
-    dict.fromkeys(f.target for f in FIELDS.values() if f.treatment is Treatment.TEXT)
+    dict.fromkeys(f.target for f in FIELDS.values() if f.treatment is Treatment.TEXT and f.target is not None)
 )
 _CHANNEL = {name: i for i, name in enumerate(CHANNELS)}
 _VALUES = _CHANNEL[VALUES]
@@ -141,6 +143,7 @@ def _roles() -> dict[tuple[str, str], tuple[int, int]]:
         elif field.treatment is Treatment.VALUE:
             roles[pair] = (_TEXT, _VALUES)
         elif field.treatment is Treatment.TEXT:
+            assert field.target is not None, "a TEXT field is built with its target (fields._text)"
             roles[pair] = (_TEXT, _CHANNEL[field.target])
         # IDENTIFIER: random ids no rule reads, stepped over
     roles.update({p: (_INT, _VALUES) for p in _INTS})
@@ -224,14 +227,14 @@ def _messages(root: Descriptor) -> list[Descriptor]:
 def _check_coverage() -> None:
     """Every field fields.FIELDS names exists in some export request: a renamed message
     would otherwise drop out of every schema unnoticed."""
-    named = {(d.full_name, f.name) for s in ALL for d in _messages(s.request.DESCRIPTOR) for f in d.fields}
+    named = {(d.full_name, f.name) for s in ALL for d in _messages(descriptor(s.request)) for f in d.fields}
     missing = sorted(".".join(p) for p in set(_ROLES) | _ITEMS | _NESTS if p not in named)
     if missing:
         raise LookupError(f"OTLP fields not found for triage: {', '.join(missing)}")
 
 
 _check_coverage()
-SCHEMAS: dict[str, Schema] = {s.name: build_schema(s.request.DESCRIPTOR) for s in ALL}
+SCHEMAS: dict[str, Schema] = {s.name: build_schema(descriptor(s.request)) for s in ALL}
 
 
 def relax_anchors(pattern: str) -> str:
@@ -433,7 +436,8 @@ class _Checks:
         self.json = _compile([_JSON_TEXT]) if json else None
         self.values = _candidates(regexes, value_masks)
         self.confirmed: dict[bytes, bool] = {}  # value text -> a mask changes it
-        channels = []
+        # (channel, relaxed mask alternation, whole-field rules, their memo, the masks' memo)
+        channels: list[tuple[int, Any, tuple[TextOps, ...], dict, dict]] = []
         for target in CHANNELS[1:]:
             ops = [o for (_level, t), o in texts.items() if t == target]
             rules = tuple(o for o in ops if o.rule is not None)
@@ -480,7 +484,7 @@ def _compile(patterns: list[str]):
 _SCALAR_TEXT = re2.compile(r"-?(?:[0-9][0-9.e+\-]*|inf|nan)")
 
 
-def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[object, bool]]:
+def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[Any, bool]]:
     """Per key a drop rule tests: a regex that finds a whole text (between two NULs) of
     the values channel one of those rules would match, and whether a number or boolean
     under that key could match too."""
@@ -490,6 +494,7 @@ def _drop_regexes(policy: CompiledPolicy, signal: str) -> dict[bytes, tuple[obje
         k = key.encode()
         for drop in rules:
             when = policy.rules[drop.index].when
+            assert when is not None, "the schema gives every drop rule a `when:`"
             if when.op == "matches":
                 alternatives.setdefault(k, []).append(relax_anchors(when.values[0]))
                 reads_scalars[k] = True  # what a pattern accepts is not worked out here

@@ -8,6 +8,7 @@ unredacted is ever written.
 from __future__ import annotations
 
 import sys
+from typing import BinaryIO
 
 from google.protobuf.message import Message
 
@@ -18,7 +19,7 @@ from redact_proxy.errors import StartupError
 class FileForwarder:
     def __init__(self, path: str):
         self.path = path
-        self._file = None
+        self._file: BinaryIO | None = None  # opened by start()
 
     async def start(self) -> None:
         # Opened once, appended to, flushed per batch so `tail -f` shows each one.
@@ -31,8 +32,10 @@ class FileForwarder:
         return Format.JSON
 
     async def forward(self, batch: Batch) -> Message:
-        self._file.write(batch.encoded(Format.JSON) + b"\n")
-        self._file.flush()
+        file = self._file
+        assert file is not None, "forward() before start()"
+        file.write(batch.encoded(Format.JSON) + b"\n")
+        file.flush()
         return batch.signal.response()
 
     async def close(self) -> None:

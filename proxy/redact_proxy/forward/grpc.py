@@ -29,7 +29,7 @@ from redact_proxy.errors import (
 )
 from redact_proxy.forward.http import MAX_RESPONSE_BYTES, upstream_ssl_context
 from redact_proxy.settings import Settings
-from redact_proxy.signals import ALL
+from redact_proxy.signals import ALL, Signal
 
 
 class GrpcForwarder:
@@ -40,9 +40,10 @@ class GrpcForwarder:
         self.metadata = tuple(up.headers)
         self.compression = grpc.Compression.Gzip if up.compression == "gzip" else grpc.Compression.NoCompression
         self.settings = settings
-        self.credentials = None
-        self.channel = None
-        self.calls = {}
+        # Made by start(), on the running loop.
+        self.credentials: grpc.ChannelCredentials | None = None
+        self.channel: grpc.aio.Channel | None = None
+        self.calls: dict[Signal, grpc.aio.UnaryUnaryMultiCallable] = {}
 
     async def start(self) -> None:
         s = self.settings
@@ -74,11 +75,12 @@ class GrpcForwarder:
             ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         if self.credentials is None:
-            self.channel = grpc.aio.insecure_channel(self.target, options=options)
+            channel = grpc.aio.insecure_channel(self.target, options=options)
         else:
-            self.channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
+            channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
+        self.channel = channel
         self.calls = {
-            s: self.channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None) for s in ALL
+            s: channel.unary_unary(s.grpc_method, request_serializer=None, response_deserializer=None) for s in ALL
         }
 
     def wire_format(self, fmt: Format) -> Format:

@@ -77,8 +77,10 @@ class HttpForwarder:
             body = codec.gzip(body)
             headers["Content-Encoding"] = "gzip"
         url = self.base + batch.signal.http_path
+        session = self.session
+        assert session is not None, "forward() before start()"
         try:
-            async with self.session.post(url, data=body, headers=headers) as resp:
+            async with session.post(url, data=body, headers=headers) as resp:
                 status = resp.status
                 payload = await _read_capped(resp, MAX_RESPONSE_BYTES)
                 retry_after = _retry_after(resp.headers.get("Retry-After"))

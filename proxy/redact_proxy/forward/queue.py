@@ -239,7 +239,8 @@ class QueueForwarder:
 
     def _take_group(self) -> list[tuple[bytes, asyncio.Future]]:
         room = self.store.room()
-        group, size = [], 0
+        group: list[tuple[bytes, asyncio.Future]] = []
+        size = 0
         while self._pending and (not group or size + len(self._pending[0][0]) <= room):
             group.append(self._pending.popleft())
             size += len(group[-1][0])
@@ -306,7 +307,9 @@ class QueueForwarder:
             try:
                 await self._upstream_call
             except asyncio.CancelledError:
-                if self._closing.is_set() and not asyncio.current_task().cancelling():
+                task = asyncio.current_task()
+                assert task is not None, "a coroutine the sender task runs"
+                if self._closing.is_set() and not task.cancelling():
                     return False  # close() cut the call short
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. the file: sink's disk; keep the batch

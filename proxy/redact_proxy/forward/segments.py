@@ -263,18 +263,20 @@ class SegmentStore:
         segment is started when the active one has no room (a record larger than a segment
         gets one of its own). On OSError nothing of this call counts as written."""
         data = b"".join(records)
-        if self._wfd is None or (self._wsize and self._wsize + len(data) > self.segment_bytes):
-            self._roll()
+        fd = self._wfd
+        if fd is None or (self._wsize and self._wsize + len(data) > self.segment_bytes):
+            fd = self._roll()
         try:
-            _write_all(self._wfd, data)
-            _fdatasync(self._wfd)
+            _write_all(fd, data)
+            _fdatasync(fd)
         except OSError:
             self._abandon()
             raise
         self._wsize += len(data)
         return self._wseq, self._wsize
 
-    def _roll(self) -> None:
+    def _roll(self) -> int:
+        """Start the next segment; returns its descriptor, now the active one."""
         if self._wfd is not None:
             os.close(self._wfd)  # its data is already synced
             self._wfd = None
@@ -287,16 +289,19 @@ class SegmentStore:
             os.close(fd)
             raise
         self._wfd, self._wseq, self._wsize = fd, seq, 0
+        return fd
 
     def _abandon(self) -> None:
         """After a failed write: cut the segment back to what was acknowledged, and make the
         next append start a fresh segment in case the cut failed too."""
+        fd = self._wfd
+        assert fd is not None, "called after a write to the active segment"
         try:
-            os.ftruncate(self._wfd, self._wsize)
-            _fdatasync(self._wfd)
+            os.ftruncate(fd, self._wsize)
+            _fdatasync(fd)
         except OSError:
             pass
-        os.close(self._wfd)
+        os.close(fd)
         self._wfd = None
 
     # --- reader side ----------------------------------------------------------------------

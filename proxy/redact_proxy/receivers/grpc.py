@@ -71,10 +71,13 @@ class GrpcReceiver:
         self.server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, methods) for name, methods in services.items()]
         )
-        address = str(s.grpc_listen)
-        _probe_bind(s.grpc_listen.host, s.grpc_listen.port, address, s.reuse_port)
+        listen = s.grpc_listen
+        assert listen is not None, "the service starts this receiver only with --grpc-listen"
+        address = str(listen)
+        _probe_bind(listen.host, listen.port, address, s.reuse_port)
         try:
             if server_ssl_context(s) is not None:  # checks the files first: one clear error if unusable
+                assert s.tls_key is not None and s.tls_cert is not None, "settings require both"
                 creds = grpc.ssl_server_credentials(
                     [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
                     root_certificates=s.tls_client_ca.read_bytes() if s.tls_client_ca else None,

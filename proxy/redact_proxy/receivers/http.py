@@ -93,10 +93,12 @@ class HttpReceiver:
             header_timeout=s.header_timeout,
         )
         await self.runner.setup()
+        listen = s.http_listen
+        assert listen is not None, "the service starts this receiver only with --http-listen"
         site = web.TCPSite(
             self.runner,
-            s.http_listen.host,
-            s.http_listen.port,
+            listen.host,
+            listen.port,
             ssl_context=server_ssl_context(s),
             reuse_port=s.reuse_port,
             backlog=1024,
