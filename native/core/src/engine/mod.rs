@@ -18,6 +18,7 @@
 //! walk (it never writes); `learn_*` takes the write lock between two calls. Counts are
 //! per call, returned to the caller, never shared.
 
+mod ops;
 mod scrub;
 pub mod spec;
 pub mod value;

@@ -10,11 +10,11 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use super::value::py_repr;
 use super::wire::{self, fields, len_field, text, FIXED64, LEN, VARINT};
 use super::{
-    encode_question, Answer, Engine, KeyMemo, Op, Outcome, Question, Refused, Report, Rewriter, Signal, TextRule,
+    encode_question, Answer, Engine, KeyMemo, Op, Outcome, Question, Refused, Report, Signal, TextRule,
     ATTRS, BODY, ITEMS, MAX_DEPTH, MSG, PRUNE, REPEATED, SIZE, SYSTEM, TEXT,
 };
 
-type Res<T> = Result<T, Refused>;
+pub(super) type Res<T> = Result<T, Refused>;
 
 pub fn run(e: &Engine, sig: &Signal, body: &[u8], keys: &[RwLockReadGuard<KeyMemo>],
            answers: &HashMap<Box<[u8]>, Answer>) -> Res<Outcome> {
@@ -37,17 +37,17 @@ pub fn run(e: &Engine, sig: &Signal, body: &[u8], keys: &[RwLockReadGuard<KeyMem
     Ok(Outcome::Done(Report { body: out.bytes, items_in: w.items_in, redactions: w.redactions, dropped: w.dropped }))
 }
 
-struct Walk<'e, 'g> {
-    e: &'e Engine,
-    sig: &'e Signal,
-    keys: &'e [RwLockReadGuard<'g, KeyMemo>],
-    answers: &'e HashMap<Box<[u8]>, Answer>,
-    redactions: Vec<u64>,
-    dropped: Vec<u64>,
-    items_in: u64,
-    asked: Vec<Question>,
-    asked_set: HashSet<Question>,
-    scratch: Vec<u8>,
+pub(super) struct Walk<'e, 'g> {
+    pub(super) e: &'e Engine,
+    pub(super) sig: &'e Signal,
+    pub(super) keys: &'e [RwLockReadGuard<'g, KeyMemo>],
+    pub(super) answers: &'e HashMap<Box<[u8]>, Answer>,
+    pub(super) redactions: Vec<u64>,
+    pub(super) dropped: Vec<u64>,
+    pub(super) items_in: u64,
+    pub(super) asked: Vec<Question>,
+    pub(super) asked_set: HashSet<Question>,
+    pub(super) scratch: Vec<u8>,
 }
 
 /// A walked message: its new bytes (None: unchanged), its size (SIZE fields), and
@@ -58,23 +58,23 @@ struct Out {
     dropped: bool,
 }
 
-enum Edit {
+pub(super) enum Edit {
     Keep,
     Remove,
     Put(Vec<u8>), // the whole new field
 }
 
-struct Slot {
-    start: usize,
-    end: usize,
-    edit: Edit,
-    prunable: bool, // a PRUNE element of size 0
-    counted: bool,  // counted in the message's size
+pub(super) struct Slot {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) edit: Edit,
+    pub(super) prunable: bool, // a PRUNE element of size 0
+    pub(super) counted: bool,  // counted in the message's size
 }
 
 /// The database system of an attribute list (`attributes.system_of`), read from the
 /// original bytes on first need: `db.system.name`, else the last `db.system`.
-struct System<'b> {
+pub(super) struct System<'b> {
     buf: &'b [u8],
     attrs: u32,
     value: Option<Option<String>>,
@@ -124,7 +124,7 @@ impl<'b> System<'b> {
 }
 
 /// A KeyValue's key and value payload (the last of each, as a decoder keeps).
-fn split_kv<'a>(kv: &'a [u8], e: &Engine) -> Res<(&'a str, Option<&'a [u8]>)> {
+pub(super) fn split_kv<'a>(kv: &'a [u8], e: &Engine) -> Res<(&'a str, Option<&'a [u8]>)> {
     let l = &e.layout;
     let (mut key, mut value) = ("", None);
     for f in fields(kv) {
@@ -144,7 +144,7 @@ fn split_kv<'a>(kv: &'a [u8], e: &Engine) -> Res<(&'a str, Option<&'a [u8]>)> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     None,
     String,
     Bool,
@@ -156,7 +156,7 @@ enum Kind {
 }
 
 /// The one member set in an AnyValue, with its payload or number.
-fn kind_of<'a>(v: &'a [u8], e: &Engine) -> Res<(Kind, &'a [u8], u64)> {
+pub(super) fn kind_of<'a>(v: &'a [u8], e: &Engine) -> Res<(Kind, &'a [u8], u64)> {
     let l = &e.layout;
     let mut found = (Kind::None, &v[..0], 0);
     for f in fields(v) {
@@ -197,7 +197,7 @@ fn join<'a>(parent: Option<&str>, key: &'a str) -> Cow<'a, str> {
 }
 
 impl<'e, 'g> Walk<'e, 'g> {
-    fn count(&mut self, rule: u32) {
+    pub(super) fn count(&mut self, rule: u32) {
         if let Some(n) = self.redactions.get_mut(rule as usize) {
             *n += 1;
         }
@@ -212,7 +212,7 @@ impl<'e, 'g> Walk<'e, 'g> {
     }
 
     /// The memoised answer to `q` (encoded in `scratch`), or None after asking it.
-    fn answer(&mut self, q: Question) -> Option<&'e Answer> {
+    pub(super) fn answer(&mut self, q: Question) -> Option<&'e Answer> {
         encode_question(&q, &mut self.scratch);
         let answers = self.answers;
         if let Some(a) = answers.get(self.scratch.as_slice()) {
@@ -224,7 +224,7 @@ impl<'e, 'g> Walk<'e, 'g> {
         None
     }
 
-    fn string_value(&self, s: &[u8]) -> Vec<u8> {
+    pub(super) fn string_value(&self, s: &[u8]) -> Vec<u8> {
         len_field(self.e.layout.string, s)
     }
 
@@ -537,183 +537,6 @@ impl<'e, 'g> Walk<'e, 'g> {
         Ok(if masks.is_empty() { None } else { self.mask_text(s, masks) })
     }
 
-    /// text.mask_text: every mask in order, each on what the previous one left.
-    fn mask_text(&mut self, s: &str, masks: &[u32]) -> Option<String> {
-        let mut out: Option<String> = None;
-        for &m in masks {
-            let current = out.as_deref().unwrap_or(s);
-            if let Some(masked) = self.mask_one(m, current, false) {
-                out = Some(masked);
-                self.count(m);
-            }
-        }
-        out
-    }
-
-    fn mask_one(&mut self, rule: u32, s: &str, digits: bool) -> Option<String> {
-        let e = self.e;
-        if let Some(Some(native)) = e.masks.get(rule as usize) {
-            let masker = if digits { native.digits.as_deref()? } else { native.all.as_ref() };
-            return masker.mask(s);
-        }
-        let q = Question::Mask { rule, digits, text: s.to_string() };
-        self.answer(q).and_then(|a| a.out.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()))
-    }
-
-    /// text.mask_int: the digit detectors on the decimal text of a long enough integer.
-    fn mask_int(&mut self, n: i64, masks: &[u32]) -> Option<String> {
-        let short = self.e.int_short;
-        if -short < n && n < short {
-            return None;
-        }
-        let mut out: Option<String> = None;
-        for &m in masks {
-            if !self.e.mask_digits.get(m as usize).copied().unwrap_or(false) {
-                continue;
-            }
-            let current = out.clone().unwrap_or_else(|| n.to_string());
-            if let Some(masked) = self.mask_one(m, &current, true) {
-                out = Some(masked);
-                self.count(m);
-            }
-        }
-        out
-    }
-
-    /// attributes.rewrite_value then mask_value: every string inside the value sanitized
-    /// (bytes read as UTF-8, invalid sequences replaced, become strings), then masked.
-    fn rewrite_value(&mut self, v: &[u8], rw: Rewriter, masks: &[u32], system: Option<&str>, depth: u32)
-                     -> Res<Option<Vec<u8>>> {
-        if depth > MAX_DEPTH {
-            return Err(Refused("nested too deep"));
-        }
-        let l = self.e.layout;
-        let (kind, payload, _) = kind_of(v, self.e)?;
-        let text = match kind {
-            Kind::String => Cow::Borrowed(text(payload).map_err(Refused)?),
-            Kind::Bytes => String::from_utf8_lossy(payload),
-            Kind::Array | Kind::Kvlist => {
-                let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
-                let mut slots = Vec::new();
-                for f in fields(payload) {
-                    let f = f.map_err(Refused)?;
-                    if f.number != inner || f.wire != LEN {
-                        return Err(Refused("a list field the engine does not know"));
-                    }
-                    let new = if kind == Kind::Array {
-                        self.rewrite_value(f.payload, rw, masks, system, depth + 1)?
-                    } else {
-                        let (_, value) = split_kv(f.payload, self.e)?;
-                        match value {
-                            Some(inner_v) => self.rewrite_value(inner_v, rw, masks, system, depth + 1)?
-                                .map(|nv| self.replace_kv_value(f.payload, &nv))
-                                .transpose()?,
-                            None => None,
-                        }
-                    };
-                    if let Some(b) = new {
-                        slots.push(Slot { start: f.start, end: f.end, edit: Edit::Put(len_field(f.number, &b)), prunable: false, counted: false });
-                    }
-                }
-                return Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))));
-            }
-            _ => return Ok(None), // numbers and booleans carry no text to sanitize
-        };
-        let mut out = rw.apply(&text, system);
-        if !masks.is_empty() {
-            if let Some(masked) = self.mask_text(&out, masks) {
-                out = masked;
-            }
-        }
-        Ok(Some(self.string_value(out.as_bytes())))
-    }
-
-    /// A KeyValue with its value replaced (its key and any other field kept).
-    fn replace_kv_value(&self, kv: &[u8], value: &[u8]) -> Res<Vec<u8>> {
-        let l = self.e.layout;
-        let mut out = Vec::with_capacity(kv.len() + value.len());
-        for f in fields(kv) {
-            let f = f.map_err(Refused)?;
-            if f.number != l.kv_value {
-                out.extend_from_slice(&kv[f.start..f.end]);
-            }
-        }
-        wire::put_len(&mut out, l.kv_value, value);
-        Ok(out)
-    }
-
-    /// attributes.hash_value: every scalar by the hex hash of its canonical bytes;
-    /// arrays and kvlists keep their shape. None: nothing to hash.
-    fn hash_value(&mut self, v: &[u8], depth: u32) -> Res<Option<Vec<u8>>> {
-        if depth > MAX_DEPTH {
-            return Err(Refused("nested too deep"));
-        }
-        let e = self.e;
-        let l = e.layout;
-        let hasher = e.hasher.as_ref().ok_or(Refused("no hash key loaded"))?;
-        let (kind, payload, n) = kind_of(v, e)?;
-        let hex = match kind {
-            Kind::String | Kind::Bytes => hasher.hex(payload),
-            Kind::Int => hasher.hex((n as i64).to_string().as_bytes()),
-            Kind::Bool => hasher.hex(if n != 0 { b"true" } else { b"false" }),
-            Kind::Double => hasher.hex(py_repr(f64::from_bits(n)).as_bytes()),
-            Kind::Array | Kind::Kvlist => {
-                let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
-                let mut slots = Vec::new();
-                for f in fields(payload) {
-                    let f = f.map_err(Refused)?;
-                    if f.number != inner || f.wire != LEN {
-                        return Err(Refused("a list field the engine does not know"));
-                    }
-                    let new = if kind == Kind::Array {
-                        self.hash_value(f.payload, depth + 1)?
-                    } else {
-                        self.hash_kv(f.payload, depth + 1)?
-                    };
-                    if let Some(b) = new {
-                        let edit = Edit::Put(len_field(f.number, &b));
-                        slots.push(Slot { start: f.start, end: f.end, edit, prunable: false, counted: false });
-                    }
-                }
-                return Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))));
-            }
-            Kind::None => return Ok(None),
-        };
-        Ok(Some(self.string_value(hex.as_bytes())))
-    }
-
-    /// A KeyValue inside a hashed kvlist: its key kept, its value hashed.
-    fn hash_kv(&mut self, kv: &[u8], depth: u32) -> Res<Option<Vec<u8>>> {
-        let l = self.e.layout;
-        let (_, value) = split_kv(kv, self.e)?;
-        let Some(v) = value else { return Ok(None) };
-        let Some(new) = self.hash_value(v, depth)? else { return Ok(None) };
-        let mut out = Vec::with_capacity(kv.len() + 64);
-        for f in fields(kv) {
-            let f = f.map_err(Refused)?;
-            if f.number != l.kv_value {
-                out.extend_from_slice(&kv[f.start..f.end]);
-            }
-        }
-        wire::put_len(&mut out, l.kv_value, &new);
-        Ok(Some(out))
-    }
-
-    /// attributes.collector_hash_value: the collector's bytes (strings as UTF-8, bools as
-    /// one byte, ints and doubles as 8 little-endian bytes); any other value becomes "".
-    fn collector_hash(&mut self, v: &[u8]) -> Res<Vec<u8>> {
-        let e = self.e;
-        let hasher = e.hasher.as_ref().ok_or(Refused("no hash key loaded"))?;
-        let (kind, payload, n) = kind_of(v, e)?;
-        let hex = match kind {
-            Kind::String => hasher.hex(payload),
-            Kind::Bool => hasher.hex(&[u8::from(n != 0)]),
-            Kind::Int | Kind::Double => hasher.hex(&n.to_le_bytes()),
-            _ => String::new(),
-        };
-        Ok(self.string_value(hex.as_bytes()))
-    }
-
     // --- free-text fields and bodies (text.scrub_text, attributes.scrub_value) ---------
 
     /// A free-text field after its ops: Some(new text), None when unchanged.
@@ -794,7 +617,7 @@ impl<'e, 'g> Walk<'e, 'g> {
     }
 }
 
-fn assemble(buf: &[u8], slots: &[Slot]) -> Vec<u8> {
+pub(super) fn assemble(buf: &[u8], slots: &[Slot]) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 64);
     let mut pos = 0;
     for s in slots {
