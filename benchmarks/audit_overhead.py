@@ -5,7 +5,8 @@ shadow audit, on the bodies of compare.py's `traces` workload.
 Why in process: compare.py runs every system as real processes behind a real collector
 for minutes; the audit adds work to one step only, the scrub thread's, so that step is
 measured alone here. The denominator is the proxy's own CPU per batch on that thread
-(decode, triage, scrub and the encoding for upstream: ``_redact`` + ``to_bytes``), without
+(the wire checks and the native engine, or decode and the reference scrub, and the
+encoding for upstream: ``_redact`` + ``to_bytes``), without
 the receiver, gRPC or the forward: the figure is an upper bound on the share of serve's
 whole CPU per span.
 
@@ -34,10 +35,10 @@ from loadgen import build_pool  # noqa: E402
 
 from redact_proxy.audit import Auditor  # noqa: E402
 from redact_proxy.codec import Format  # noqa: E402
+from redact_proxy.engine import Engine  # noqa: E402
 from redact_proxy.pipeline import _redact, _redact_audited  # noqa: E402
 from redact_proxy.policy import load  # noqa: E402
 from redact_proxy.signals import BY_NAME  # noqa: E402
-from redact_proxy.triage import Triage  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -49,15 +50,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("REDACT_PROXY_HASH_KEY", "benchmark-only-key-0123456789abcdef")
     policy = load(args.policy)
-    triage = Triage(policy)
+    engine = Engine(policy)
     auditor = Auditor(policy, lambda signal, found: None)
     sensitive = 0.4 if args.workload == "traces" else 0.0
     bodies = build_pool("traces", 8, 1000, 12, sensitive, 24, 1)
     signal = BY_NAME["traces"]
     spans = 0
     cpu = {"serve": 0.0, "serve --audit": 0.0}
-    runs = {"serve": lambda b: _redact(signal, b, Format.PROTOBUF, policy, triage),
-            "serve --audit": lambda b: _redact_audited(signal, b, Format.PROTOBUF, policy, triage, auditor)}
+    runs = {"serve": lambda b: _redact(signal, b, Format.PROTOBUF, engine),
+            "serve --audit": lambda b: _redact_audited(signal, b, Format.PROTOBUF, engine, auditor)}
     for body in bodies[:2]:  # warm-up: memos, regex caches, the ledger's first plans
         for run in runs.values():
             run(body)[0].to_bytes(Format.PROTOBUF)
