@@ -202,8 +202,12 @@ fn push_decimal(out: &mut Vec<u8>, value: i64) {
     if value < 0 {
         out.push(b'-');
     }
-    let mut n = value.unsigned_abs();
-    let mut digits = [0u8; 20];
+    push_digits(out, u128::from(value.unsigned_abs()));
+}
+
+/// The decimal digits of `n`, appended without `fmt` (the hot paths' integer texts).
+pub fn push_digits(out: &mut Vec<u8>, mut n: u128) {
+    let mut digits = [0u8; 40];
     let mut i = digits.len();
     loop {
         i -= 1;

@@ -60,35 +60,12 @@ impl<'e, 'g> Walk<'e, 'g> {
         if depth > MAX_DEPTH {
             return Err(Refused("nested too deep"));
         }
-        let l = self.e.layout;
         let (kind, payload, _) = kind_of(v, self.e)?;
         let text = match kind {
             Kind::String => Cow::Borrowed(text(payload).map_err(Refused)?),
             Kind::Bytes => String::from_utf8_lossy(payload),
             Kind::Array | Kind::Kvlist => {
-                let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
-                let mut slots = Vec::new();
-                for f in fields(payload) {
-                    let f = f.map_err(Refused)?;
-                    if f.number != inner || f.wire != LEN {
-                        return Err(Refused("a list field the engine does not know"));
-                    }
-                    let new = if kind == Kind::Array {
-                        self.rewrite_value(f.payload, rw, masks, system, depth + 1)?
-                    } else {
-                        let (_, value) = split_kv(f.payload, self.e)?;
-                        match value {
-                            Some(inner_v) => self.rewrite_value(inner_v, rw, masks, system, depth + 1)?
-                                .map(|nv| self.replace_kv_value(f.payload, &nv))
-                                .transpose()?,
-                            None => None,
-                        }
-                    };
-                    if let Some(b) = new {
-                        slots.push(Slot { start: f.start, end: f.end, edit: Edit::Put(len_field(f.number, &b)), prunable: false, counted: false });
-                    }
-                }
-                return Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))));
+                return self.map_values(kind, payload, depth, |w, v, d| w.rewrite_value(v, rw, masks, system, d));
             }
             _ => return Ok(None), // numbers and booleans carry no text to sanitize
         };
@@ -99,6 +76,38 @@ impl<'e, 'g> Walk<'e, 'g> {
             }
         }
         Ok(Some(self.string_value(out.as_bytes())))
+    }
+
+    /// Each value of an array or a kvlist (``kind``, its ``payload``) through ``each``
+    /// (in a kvlist, each KeyValue's value, its key kept): the new AnyValue when any changed.
+    pub(super) fn map_values(&mut self, kind: Kind, payload: &[u8], depth: u32,
+                             mut each: impl FnMut(&mut Self, &[u8], u32) -> Res<Option<Vec<u8>>>)
+                             -> Res<Option<Vec<u8>>> {
+        let l = self.e.layout;
+        let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
+        let mut slots = Vec::new();
+        for f in fields(payload) {
+            let f = f.map_err(Refused)?;
+            if f.number != inner || f.wire != LEN {
+                return Err(Refused("a list field the engine does not know"));
+            }
+            let new = if kind == Kind::Array {
+                each(self, f.payload, depth + 1)?
+            } else {
+                match split_kv(f.payload, self.e)?.1 {
+                    Some(v) => match each(self, v, depth + 1)? {
+                        Some(nv) => Some(self.replace_kv_value(f.payload, &nv)?),
+                        None => None,
+                    },
+                    None => None,
+                }
+            };
+            if let Some(b) = new {
+                let edit = Edit::Put(len_field(f.number, &b));
+                slots.push(Slot { start: f.start, end: f.end, edit, prunable: false, counted: false });
+            }
+        }
+        Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))))
     }
 
     /// A KeyValue with its value replaced (its key and any other field kept).
@@ -122,7 +131,6 @@ impl<'e, 'g> Walk<'e, 'g> {
             return Err(Refused("nested too deep"));
         }
         let e = self.e;
-        let l = e.layout;
         let hasher = e.hasher.as_ref().ok_or(Refused("no hash key loaded"))?;
         let (kind, payload, n) = kind_of(v, e)?;
         let hex = match kind {
@@ -130,46 +138,10 @@ impl<'e, 'g> Walk<'e, 'g> {
             Kind::Int => hasher.hex((n as i64).to_string().as_bytes()),
             Kind::Bool => hasher.hex(if n != 0 { b"true" } else { b"false" }),
             Kind::Double => hasher.hex(py_repr(f64::from_bits(n)).as_bytes()),
-            Kind::Array | Kind::Kvlist => {
-                let (inner, member) = if kind == Kind::Array { (l.array_values, l.array) } else { (l.kvlist_values, l.kvlist) };
-                let mut slots = Vec::new();
-                for f in fields(payload) {
-                    let f = f.map_err(Refused)?;
-                    if f.number != inner || f.wire != LEN {
-                        return Err(Refused("a list field the engine does not know"));
-                    }
-                    let new = if kind == Kind::Array {
-                        self.hash_value(f.payload, depth + 1)?
-                    } else {
-                        self.hash_kv(f.payload, depth + 1)?
-                    };
-                    if let Some(b) = new {
-                        let edit = Edit::Put(len_field(f.number, &b));
-                        slots.push(Slot { start: f.start, end: f.end, edit, prunable: false, counted: false });
-                    }
-                }
-                return Ok((!slots.is_empty()).then(|| len_field(member, &assemble(payload, &slots))));
-            }
+            Kind::Array | Kind::Kvlist => return self.map_values(kind, payload, depth, |w, v, d| w.hash_value(v, d)),
             Kind::None => return Ok(None),
         };
         Ok(Some(self.string_value(hex.as_bytes())))
-    }
-
-    /// A KeyValue inside a hashed kvlist: its key kept, its value hashed.
-    fn hash_kv(&mut self, kv: &[u8], depth: u32) -> Res<Option<Vec<u8>>> {
-        let l = self.e.layout;
-        let (_, value) = split_kv(kv, self.e)?;
-        let Some(v) = value else { return Ok(None) };
-        let Some(new) = self.hash_value(v, depth)? else { return Ok(None) };
-        let mut out = Vec::with_capacity(kv.len() + 64);
-        for f in fields(kv) {
-            let f = f.map_err(Refused)?;
-            if f.number != l.kv_value {
-                out.extend_from_slice(&kv[f.start..f.end]);
-            }
-        }
-        wire::put_len(&mut out, l.kv_value, &new);
-        Ok(Some(out))
     }
 
     /// attributes.collector_hash_value: the collector's bytes (strings as UTF-8, bools as

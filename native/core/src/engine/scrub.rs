@@ -487,18 +487,8 @@ impl<'e, 'g> Walk<'e, 'g> {
                 Ok((!slots.is_empty() && !discover).then(|| len_field(l.kvlist, &assemble(payload, &slots))))
             }
             Kind::Array => {
-                let mut slots = Vec::new();
-                for f in fields(payload) {
-                    let f = f.map_err(Refused)?;
-                    if f.number != l.array_values || f.wire != LEN {
-                        return Err(Refused("an ArrayValue field the engine does not know"));
-                    }
-                    if let Some(item) = self.value(f.payload, decider, path, masks, system, depth + 1, discover)? {
-                        let edit = Edit::Put(len_field(f.number, &item));
-                        slots.push(Slot { start: f.start, end: f.end, edit, prunable: false, counted: false });
-                    }
-                }
-                Ok((!slots.is_empty() && !discover).then(|| len_field(l.array, &assemble(payload, &slots))))
+                let out = self.map_values(kind, payload, depth, |w, v, d| w.value(v, decider, path, masks, system, d, discover))?;
+                Ok(out.filter(|_| !discover))
             }
             _ if discover => Ok(None),
             Kind::String => {

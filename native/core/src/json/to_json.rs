@@ -182,18 +182,7 @@ fn push_int(out: &mut Vec<u8>, v: i128, quoted: bool) {
     if v < 0 {
         out.push(b'-');
     }
-    let mut n = v.unsigned_abs();
-    let mut digits = [0u8; 40];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    crate::walk::push_digits(out, v.unsigned_abs());
     if quoted {
         out.push(b'"');
     }
