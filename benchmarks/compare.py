@@ -8,6 +8,8 @@ sink (a separate collector: otlp receiver -> debug exporter, not counted):
   (a2) redact-proxy, same policy, --workers 2 (scaling figure)  ("proxy-w2")
   (a3) redact-proxy, same policy, --workers 1 --scrub-threads 2 (threads vs workers;
        `traces` only)                                           ("proxy-t2")
+  (a4) redact-proxy, same policy, --workers 1 --audit (shadow mode's cost; `traces`
+       only)                                                    ("proxy-audit")
   (b)  collector + attributes processor: the doctrine's delete/hash keys and patterns
        (configs/attributes.yaml, generated from the policy)     ("collector-attributes")
   (b') the same with the exact keys only, no pattern: less work than the policy asks, a
@@ -102,7 +104,8 @@ def workloads(smoke: bool) -> list[Workload]:
     common = ("proxy-w1", BASE, "collector-redaction", FLOOR)
     return [
         Workload("traces", "traces", batch, 12, 0.4,
-                 ("proxy-w1", "proxy-w2", "proxy-t2", BASE, "collector-attributes-keys", "collector-redaction", FLOOR),
+                 ("proxy-w1", "proxy-w2", "proxy-t2", "proxy-audit", BASE, "collector-attributes-keys",
+                  "collector-redaction", FLOOR),
                  what=f"traces, {batch}-span batches x 12 attributes (5 sensitive)"),
         Workload("metrics", "metrics", batch, 8, 0.4, common,
                  what=f"metrics, {batch} data points x 8 attributes (3 sensitive)"),
@@ -248,9 +251,11 @@ class Collector(Service):
 
 
 class Proxy(Service):
-    def __init__(self, key: str, workdir: Path, policy: Path, workers: int, hash_key: str, threads: int = 1):
+    def __init__(self, key: str, workdir: Path, policy: Path, workers: int, hash_key: str, threads: int = 1,
+                 audit: bool = False):
         super().__init__(key, workdir)
         self.policy, self.workers, self.hash_key, self.threads = policy, workers, hash_key, threads
+        self.audit = audit
 
     def start(self, sink_endpoint: str) -> "Proxy":
         exe = Path(sys.executable).parent / "redact-proxy"
@@ -260,7 +265,8 @@ class Proxy(Service):
             argv = [*base, "serve", "--policy", str(self.policy),
                     "--grpc-listen", f"127.0.0.1:{self.grpc_port}", "--http-listen", f"127.0.0.1:{self.http_port}",
                     "--admin-listen", f"127.0.0.1:{self.admin_port}", "--upstream", f"grpc://{sink_endpoint}",
-                    "--workers", str(self.workers), "--scrub-threads", str(self.threads), "--log-level", "warning"]
+                    "--workers", str(self.workers), "--scrub-threads", str(self.threads), "--log-level", "warning",
+                    *(["--audit"] if self.audit else [])]
             self._spawn(argv, {**_clean_env(), "REDACT_PROXY_HASH_KEY": self.hash_key})
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline and self.alive():
@@ -367,6 +373,7 @@ class Bench:
             "proxy-w1": lambda: Proxy("proxy-w1", self.workdir, self.args.policy, 1, self.hash_key),
             "proxy-w2": lambda: Proxy("proxy-w2", self.workdir, self.args.policy, 2, self.hash_key),
             "proxy-t2": lambda: Proxy("proxy-t2", self.workdir, self.args.policy, 1, self.hash_key, threads=2),
+            "proxy-audit": lambda: Proxy("proxy-audit", self.workdir, self.args.policy, 1, self.hash_key, audit=True),
             "collector-attributes": lambda: Collector("collector-attributes", self.workdir, otelcol, paths["attributes.yaml"]),
             "collector-attributes-keys": lambda: Collector("collector-attributes-keys", self.workdir, otelcol,
                                                            paths["attributes-keys.yaml"]),

@@ -28,6 +28,7 @@ SYSTEMS = {
     "proxy-w1": ("(a)", "redact-proxy, doctrine, --workers 1"),
     "proxy-w2": ("(a2)", "redact-proxy, doctrine, --workers 2"),
     "proxy-t2": ("(a3)", "redact-proxy, doctrine, --workers 1 --scrub-threads 2"),
+    "proxy-audit": ("(a4)", "redact-proxy, doctrine, --workers 1 --audit (shadow mode)"),
     "collector-attributes": ("(b)", "collector + attributes processor: the doctrine's delete/hash keys and patterns"),
     "collector-attributes-keys": ("(b′)", "collector + attributes processor, the doctrine's exact keys only, no "
                                   "pattern: less work than the policy asks, a lower bound for (b)"),
@@ -35,7 +36,7 @@ SYSTEMS = {
     "collector-passthrough": ("(d)", "collector, no processor"),
     "direct": ("(direct)", "load generator -> sink"),
 }
-SUT_KEYS = ("proxy-w1", "proxy-w2", "proxy-t2", "collector-attributes", "collector-attributes-keys", "collector-redaction",
+SUT_KEYS = ("proxy-w1", "proxy-w2", "proxy-t2", "proxy-audit", "collector-attributes", "collector-attributes-keys", "collector-redaction",
             "collector-passthrough")
 BASE = "collector-attributes"
 FLOOR = "collector-passthrough"
@@ -253,6 +254,8 @@ def render(bench, info: dict, started: float, finished: float, load_before: str,
     target("--workers 2 / --workers 1 throughput ≥ 1.8", ratio_of("traces", "proxy-w2", "proxy-w1", "items_per_s"), 1.8, ".2f", lower=False)
     target("--scrub-threads 2 / 1 throughput (threads vs workers)",
            ratio_of("traces", "proxy-t2", "proxy-w1", "items_per_s"), 1.8, ".2f", lower=False)
+    target("CPU per span, doctrine traces: (a4) --audit / (a) ≤ 1.2 (issue 14)",
+           ratio_of("traces", "proxy-audit", "proxy-w1", "cpu_per_m"), 1.2, ".2f")
     rss = [agg[(w.name, k)]["rss_max_process"] / MiB for w in ws if not w.open_loop
            for k in ("proxy-w1", "proxy-w2") if (w.name, k) in agg]
     target("peak RSS per worker at saturation ≤ 100 MB", max(rss) if rss else None, 100.0, ".0f")

@@ -266,6 +266,7 @@ def audit(args: argparse.Namespace) -> int:
     import time
 
     from redact_proxy.audit import Auditor, expand_kinds, inputs, report
+    from redact_proxy.codec import Format
     from redact_proxy.errors import RedactionFailed, RequestError
     from redact_proxy.engine import Engine
     from redact_proxy.pipeline import _redact
@@ -298,7 +299,7 @@ def audit(args: argparse.Namespace) -> int:
             data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
             for body in inputs.read(name, data, args.signal):
                 batch, rep = _redact(BY_NAME[body.signal], body.data, body.fmt, engine)
-                auditor.observe(body.signal, batch.message, rep)
+                auditor.observe(body.signal, batch.to_bytes(Format.PROTOBUF), rep)
                 requests += 1
                 read += len(body.data)
                 if progress and time.monotonic() - shown > 0.5:  # counts only, like everything printed

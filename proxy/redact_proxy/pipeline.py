@@ -266,12 +266,12 @@ def _fail_closed(signal: Signal, step, *args):
 
 def _redact_audited(signal: Signal, body: bytes, fmt: Format, engine: Engine, auditor) -> tuple[Batch, Report]:
     """``_redact``, then the shadow audit of what it produced (--audit). The audit only
-    reads the batch; whatever goes wrong in it, the batch goes on as scrubbed (a batch
-    forwarded as bytes is decoded for it, and still forwarded as its bytes)."""
+    reads the batch, as its protobuf bytes (made once and kept: what a protobuf upstream
+    is sent); whatever goes wrong in it, the batch goes on as scrubbed."""
     batch, report = _redact(signal, body, fmt, engine)
     if report.items_out:
         try:
-            auditor.observe(signal.name, batch.message, report)
+            auditor.observe(signal.name, batch.to_bytes(Format.PROTOBUF), report)
         except Exception as exc:  # noqa: BLE001 -- shadow mode never fails a batch
             log.error("audit failed for one batch, batch forwarded (%s)", exc.__class__.__name__)
     return batch, report

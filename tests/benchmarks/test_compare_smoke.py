@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPARE = ROOT / "benchmarks" / "compare.py"
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 OTELCOL = ROOT / ".cache" / "bin" / "otelcol"
-SYSTEMS = {"proxy-w1", "proxy-w2", "proxy-t2", "collector-attributes", "collector-attributes-keys", "collector-redaction",
+SYSTEMS = {"proxy-w1", "proxy-w2", "proxy-t2", "proxy-audit", "collector-attributes", "collector-attributes-keys", "collector-redaction",
            "collector-passthrough"}
-TRACES_ONLY = {"proxy-w2", "proxy-t2", "collector-attributes-keys"}  # run on `traces` alone
+TRACES_ONLY = {"proxy-w2", "proxy-t2", "proxy-audit", "collector-attributes-keys"}  # run on `traces` alone
 WORKLOADS = {"traces", "metrics", "logs", "traces-clean", "latency"}
 
 # The run takes ~20 s on an idle machine, ~40 s on a busy one; the suite's 120 s default is

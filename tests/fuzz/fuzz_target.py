@@ -14,6 +14,8 @@ with a body -- decompress, decode, scrub, encode -- and two invariants checked.
    its output decodes to the reference's output with the same counts, and it never
    emits a planted value. It sees, as in the pipeline, the bodies the wire check
    (validate.py) passes as known-only and triage's walk vouches the decoder accepts.
+5. The native audit walk is the reference: on every forwarded batch it finds what the
+   reference walk finds (and on any bytes at all it answers, never panics).
 
 The policy deletes the planted keys and masks anything shaped like a planted value, so
 a planted value moved by a mutation under an innocent key must still be masked.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from redact_proxy.audit import Auditor
 from redact_proxy.codec import Batch, Format, decompress
 from redact_proxy.engine import Engine
 from redact_proxy.errors import MalformedRequest, RequestTooLarge
@@ -59,6 +62,9 @@ rules:
 """, "fuzz-policy.yaml"), {})
 ENGINE = Engine(POLICY)
 TRIAGE = ENGINE.triage
+AUDIT = Auditor(POLICY)  # the native walk, and the reference hashing as it does
+AUDIT_REFERENCE = Auditor(POLICY, native=False, hash64=AUDIT.tally.hash64)
+AUDIT_REFERENCE.ledger._ephemeral = AUDIT.ledger._ephemeral  # the same sample hashes
 
 
 class Leak(AssertionError):
@@ -92,6 +98,7 @@ def check_one(data: bytes, signal: str, fmt: Format, encoding: str | None = None
         _assert_engine_is_reference(signal, body, native, reference, report)
     if report.changed:
         batch.modified()
+    _assert_audit_is_reference(signal, body, batch, report)
     for out_fmt in (Format.PROTOBUF, Format.JSON):
         forwarded = batch.to_bytes(out_fmt)
         # What upstream receives, read back the way upstream would read it.
@@ -120,6 +127,17 @@ def _assert_engine_is_reference(signal: str, body: bytes, native, reference, rep
         raise Leak("the engine's output differs from the reference's")
     if (got.redactions, got.dropped, got.items_in) != (report.redactions, report.dropped, report.items_in):
         raise Leak("the engine's counts differ from the reference's")
+
+
+def _assert_audit_is_reference(signal: str, body: bytes, batch: Batch, report) -> None:
+    forwarded = batch.to_bytes(Format.PROTOBUF)
+    if AUDIT.observe(signal, forwarded, report) != AUDIT_REFERENCE.observe(signal, batch.message, report):
+        raise Leak("the native audit's findings differ from the reference's")
+    AUDIT.tally.native.observe(("traces", "metrics", "logs").index(signal), body)  # raw bytes: answers, whatever they are
+    if AUDIT.ledger.batches % 32 == 0:
+        got, want = AUDIT.snapshot(), AUDIT_REFERENCE.snapshot()
+        if {**got, "since": None} != {**want, "since": None}:
+            raise Leak("the native audit's ledger differs from the reference's")
 
 
 def assert_verbatim_exact(signal: str, body: bytes, items: int) -> None:

@@ -34,6 +34,7 @@
 //! replacements); `sanitize` (the statement and URL sanitizers, ported from
 //! `redact_proxy/policy/`). All plain Rust.
 
+pub mod audit;
 pub mod engine;
 pub mod hash;
 pub mod json;

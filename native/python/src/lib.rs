@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod audit;
 mod engine;
 mod json;
 mod mask;
@@ -12,6 +13,7 @@ mod triage;
 #[pymodule]
 #[pyo3(name = "_native")]
 fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    audit::register(m)?;
     engine::register(m)?;
     json::register(m)?;
     mask::register(m)?;

@@ -80,6 +80,8 @@ class Field:
         "flagged",
         "names",
         "shapes",
+        "native",
+        "native_distinct",
     )
 
     def __init__(
@@ -94,9 +96,11 @@ class Field:
         self.flagged = False  # high cardinality already counted
         self.names: Sketch | None = None  # OTHER_FIELDS only: how many fields it pools
         self.shapes = True  # identifier shapes are findings here (not under an infrastructure id)
+        self.native: int | None = None  # its id in the native tallies (native.py)
+        self.native_distinct: int | None = None  # their sketch's estimate, when they hold the counts
 
     def distinct(self) -> int:
-        return self.sketch.estimate()
+        return self.sketch.estimate() if self.native_distinct is None else self.native_distinct
 
     def high_cardinality(self) -> bool:
         """Distinct values close to the number of values: ids, names, addresses."""
@@ -111,7 +115,7 @@ class Field:
 class Plan:
     """How one key's values are checked (memoised per key)."""
 
-    __slots__ = ("field", "level", "masks", "remaining", "skip", "prose", "memo", "key_kinds", "shapes")
+    __slots__ = ("field", "level", "masks", "remaining", "skip", "prose", "memo", "key_kinds", "shapes", "native")
 
     def __init__(
         self, field: Field, level: str, masks: tuple, remaining: frozenset, skip: bool, prose: bool, memo: dict
@@ -125,6 +129,7 @@ class Plan:
         self.memo = memo  # text -> kinds, shared by plans with the same detector set
         self.key_kinds: tuple[str, ...] = ()  # what the key itself holds (keys are data too)
         self.shapes = True  # identifier shapes count (not for _INFRASTRUCTURE_ID keys)
+        self.native: tuple[int, int] | None = None  # (generation, id) in the native tallies (native.py)
 
 
 def decision_label(policy: CompiledPolicy, d: Decision) -> str:
@@ -136,8 +141,11 @@ def decision_label(policy: CompiledPolicy, d: Decision) -> str:
 
 
 class Ledger:
-    def __init__(self, policy: CompiledPolicy, max_fields: int = MAX_FIELDS, policy_key: bool = True):
+    def __init__(self, policy: CompiledPolicy, max_fields: int = MAX_FIELDS, policy_key: bool = True, hash64=None):
         self.max_fields = max_fields
+        # The sketches' hash of a value: Python's own (randomised per process); the
+        # differential test gives the native tallies' instead, so the two sketches agree.
+        self.hash64 = hash64 or _python_hash
         self.policy_key = policy_key  # False: the policy was compiled with a stand-in key
         self.detectors = Detectors()
         self._ephemeral = hmac.new(os.urandom(32), digestmod=hashlib.sha256)
@@ -147,20 +155,24 @@ class Ledger:
     def reset(self, policy: CompiledPolicy) -> None:
         """Start over under ``policy`` (at start and on every reload)."""
         with self._lock:
-            self.policy = policy
-            # Keyed hashes only: the policy's when it has a key, else this process's own.
-            keyed = getattr(policy.hasher, "__name__", "") == "hmac_sha256"
-            self.hash_key = "policy" if keyed and self.policy_key else "ephemeral"
-            self._hasher = policy.hasher if keyed else self._ephemeral_hash
-            self.fields: dict[tuple[str, str, str], Field] = {}
-            self.plans: dict[tuple, dict] = {}
-            self._memos: dict[tuple[frozenset, bool], dict] = {}
-            self._personal: dict[str, tuple[str, tuple[str, ...]]] = {}  # key -> show_key
-            self.items = {"traces": 0, "metrics": 0, "logs": 0}
-            self.batches = 0
-            self.applied = [0] * len(policy.rules)  # changes per rule, from the scrub's Report
-            self.totals: dict[tuple[str, str, str], int] = {}  # (signal, level, kind) -> findings
-            self.since = time.time()
+            self.reset_locked(policy)
+
+    def reset_locked(self, policy: CompiledPolicy) -> None:
+        """``reset``, the lock already held."""
+        self.policy = policy
+        # Keyed hashes only: the policy's when it has a key, else this process's own.
+        keyed = getattr(policy.hasher, "__name__", "") == "hmac_sha256"
+        self.hash_key = "policy" if keyed and self.policy_key else "ephemeral"
+        self._hasher = policy.hasher if keyed else self._ephemeral_hash
+        self.fields: dict[tuple[str, str, str], Field] = {}
+        self.plans: dict[tuple, dict] = {}
+        self._memos: dict[tuple[frozenset, bool], dict] = {}
+        self._personal: dict[str, tuple[str, tuple[str, ...]]] = {}  # key -> show_key
+        self.items = {"traces": 0, "metrics": 0, "logs": 0}
+        self.batches = 0
+        self.applied = [0] * len(policy.rules)  # changes per rule, from the scrub's Report
+        self.totals: dict[tuple[str, str, str], int] = {}  # (signal, level, kind) -> findings
+        self.since = time.time()
 
     def _ephemeral_hash(self, data: bytes) -> str:
         h = self._ephemeral.copy()
@@ -280,7 +292,7 @@ class Ledger:
         if plan.skip or not n:
             return
         sketch = f.sketch
-        h = hash(text) & MASK64
+        h = self.hash64(text)
         if h < sketch.top:
             sketch.add_hash(h)
         if plan.shapes:
@@ -290,20 +302,7 @@ class Ledger:
                 key = (plan.level, _HIGH_CARDINALITY)
                 found[key] = found.get(key, 0) + 1
         # A field of distinct values (flagged above) would only fill the memo: not used.
-        memo = None if f.flagged or n > VALUE_MEMO_MAX else plan.memo
-        kinds = None if memo is None else memo.get(text)
-        if kinds is None:
-            kinds = shape_kinds(text) if plan.shapes else ()
-            if plan.remaining:
-                named = self.detectors.kinds(text, plan.remaining)
-                if named:  # a detector's name says more than "high entropy"
-                    kinds = tuple(k for k in kinds if k != "high_entropy") + named
-            if memo is not None:
-                if len(memo) >= VALUE_MEMO_LIMIT:
-                    memo.clear()
-                memo[text] = kinds
-        if plan.prose and n >= 12 and text.count(" ") >= 3 and is_free_text(text):
-            kinds += ("free_text",)
+        kinds = self.classify(plan, text, not f.flagged)
         if kinds:
             combos = f.kinds
             combos[kinds] = combos.get(kinds, 0) + 1
@@ -312,13 +311,37 @@ class Ledger:
             if f.sample is None:
                 f.sample = self.hash16(text.encode("utf-8", "surrogatepass"))
 
+    def classify(self, plan: Plan, text: str, memoise: bool = True) -> tuple[str, ...]:
+        """The kinds of a non-empty surviving string of ``plan``'s field: its identifier
+        shapes, the detectors the policy did not run on it (a named detector says more than
+        "high entropy"), and free text under a key the registry does not know."""
+        n = len(text)
+        memo = plan.memo if memoise and n <= VALUE_MEMO_MAX else None
+        kinds = None if memo is None else memo.get(text)
+        if kinds is None:
+            kinds = shape_kinds(text) if plan.shapes else ()
+            if plan.remaining:
+                named = self.detectors.kinds(text, plan.remaining)
+                if named:
+                    kinds = tuple(k for k in kinds if k != "high_entropy") + named
+            if memo is not None:
+                if len(memo) >= VALUE_MEMO_LIMIT:
+                    memo.clear()
+                memo[text] = kinds
+        if plan.prose and n >= 12 and text.count(" ") >= 3 and is_free_text(text):
+            kinds += ("free_text",)
+        return kinds
+
+    def digit_kinds(self, plan: Plan, number: int) -> tuple[str, ...]:
+        """The kinds of a surviving integer of ``plan``'s field (the detectors that read digits)."""
+        if plan.skip or not plan.remaining or -1_000_000 < number < 1_000_000:
+            return ()
+        return self.detectors.kinds(str(number), plan.remaining)
+
     def digits(self, plan: Plan, number: int, found: dict) -> None:
         """One surviving integer: the detectors that read digits (phone, card)."""
-        f = plan.field
-        f.values += 1
-        if plan.skip or not plan.remaining or -1_000_000 < number < 1_000_000:
-            return
-        kinds = self.detectors.kinds(str(number), plan.remaining)
+        plan.field.values += 1
+        kinds = self.digit_kinds(plan, number)
         if kinds:
             self._found(plan, kinds, str(number), found)
 
@@ -340,11 +363,23 @@ class Ledger:
     def lock(self) -> threading.Lock:
         return self._lock
 
-    def add_totals(self, signal: str, found: dict) -> None:
-        """``found``: {(level, kind): n} of one request."""
+    def account(self, signal: str, report, found: dict) -> None:
+        """One request's counts: its items, the rules the scrub applied (its Report), and
+        ``found``: {(level, kind): n}."""
+        self.items[signal] += report.items_out
+        self.batches += 1
+        applied = self.applied
+        if len(applied) == len(report.redactions):  # the same policy (a reload may race)
+            for i, (n, m) in enumerate(zip(report.redactions, report.dropped, strict=True)):
+                if n or m:
+                    applied[i] += n + m
         for (level, kind), n in found.items():
             key = (signal, level, kind)
             self.totals[key] = self.totals.get(key, 0) + n
+
+
+def _python_hash(text: str) -> int:
+    return hash(text) & MASK64
 
 
 def kind_counts(combos: dict) -> dict[str, int]:

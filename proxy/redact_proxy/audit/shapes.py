@@ -161,7 +161,11 @@ class Sketch:
             self.top = mins[-1]
 
     def estimate(self) -> int:
-        n = len(self.mins)
-        if n < SKETCH_K:
-            return n
-        return int((SKETCH_K - 1) * (MASK64 + 1) / (self.mins[-1] + 1))
+        return estimate(len(self.mins), self.mins[-1] if self.mins else 0)
+
+
+def estimate(n: int, largest: int) -> int:
+    """Distinct values from a sketch of ``n`` hashes whose largest is ``largest``."""
+    if n < SKETCH_K:
+        return n
+    return int((SKETCH_K - 1) * (MASK64 + 1) / (largest + 1))

@@ -3,8 +3,9 @@ their dotted path, JSON text as structured data, as the scrubber reads them) and
 free-text field of ``fields.TARGET_LEVELS`` (span, event, scope and metric names, status
 messages, log bodies, trace_state, schema_urls, entity refs, ...), under its target name.
 
-Strategy: one walk per signal over the request *as the scrub left it*, levels named as
-the policy names them. A field's plan is looked up once per key (``Ledger`` memoises
+Strategy: one walk over the request *as the scrub left it*, driven by ``table.py`` (the
+fields to read, in field-number order, levels named as the policy names them); this is
+the reference the native walk (``native.py``) is held to. A field's plan is looked up once per key (``Ledger`` memoises
 it); each value then costs its checks and nothing else. The walk holds the ledger's
 lock for the whole request, so ``/audit`` never reads a half-counted batch.
 """
@@ -12,33 +13,37 @@ lock for the whole request, so ``/audit`` never reads a half-counted batch.
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
-from redact_proxy.audit.ledger import Ledger, Plan
+from redact_proxy.audit.ledger import Plan
+from redact_proxy.audit.table import ALWAYS, ATTRS, MSG, REPEATED, SPACE_LIST, TABLES, TEXT
 from redact_proxy.policy import Level
 from redact_proxy.policy.compile import join
 from redact_proxy.scrub.jsontext import MAX_CHARS, MAX_DEPTH, looks_like
 
-_R, _S = Level.RESOURCE, Level.SCOPE
+
+class Ledger(Protocol):
+    """What the walk needs of a ledger: plans, and the value counts (``ledger.Ledger``;
+    ``native.Recorder`` records the counts instead)."""
+
+    def plan_memo(self, signal: str, level: str, space: str) -> dict: ...
+    def key_plan(self, signal: str, level: Level, parent: str | None, shown_parent: str, key: str, masks) -> Plan: ...
+    def text_plan(self, signal: str, level: Level, target: str) -> Plan: ...
+    def text(self, plan: Plan, text: str, found: dict) -> None: ...
+    def digits(self, plan: Plan, number: int, found: dict) -> None: ...
+    def other(self, plan: Plan) -> None: ...
+    def key(self, plan: Plan, key: str, found: dict) -> None: ...
 
 
-def observe(ledger: Ledger, signal: str, request, report) -> dict[tuple[str, str], int]:
-    """Count what survived in one scrubbed ``request`` (``report``: the scrub's Report);
-    returns this request's findings by (level, kind)."""
+def observe(ledger: Ledger, signal: str, request) -> dict[tuple[str, str], int]:
+    """Count what survived in one scrubbed ``request`` (the ledger's lock held); returns
+    this request's findings by (level, kind)."""
     combos: dict[tuple[str, tuple[str, ...]], int] = {}  # (level, kinds) -> n, as the ledger tallies
-    with ledger.lock():
-        _WALKS[signal](ledger, request, combos)
-        found: dict[tuple[str, str], int] = {}
-        for (level, kinds), n in combos.items():
-            for kind in kinds:
-                found[(level, kind)] = found.get((level, kind), 0) + n
-        ledger.items[signal] += report.items_out
-        ledger.batches += 1
-        applied = ledger.applied
-        if len(applied) == len(report.redactions):  # the same policy (a reload may race)
-            for i, (n, m) in enumerate(zip(report.redactions, report.dropped, strict=True)):
-                if n or m:
-                    applied[i] += n + m
-        ledger.add_totals(signal, found)
+    _message(ledger, signal, 0, request, text_plans(ledger, signal), combos)
+    found: dict[tuple[str, str], int] = {}
+    for (level, kinds), n in combos.items():
+        for kind in kinds:
+            found[(level, kind)] = found.get((level, kind), 0) + n
     return found
 
 
@@ -171,105 +176,39 @@ def _text(ledger: Ledger, plan: Plan, text: str, found: dict) -> None:
         ledger.text(plan, text, found)
 
 
-class _Common:
-    """The plans of what every signal has: resource (attributes, schema_url, entity refs)
-    and scope (attributes, name, version, schema_url)."""
-
-    __slots__ = ("signal", "schema_r", "entity", "name", "version", "schema_s")
-
-    def __init__(self, ledger: Ledger, signal: str):
-        self.signal = signal
-        self.schema_r = ledger.text_plan(signal, _R, "schema_url")
-        self.entity = ledger.text_plan(signal, _R, "entity_ref")
-        self.name = ledger.text_plan(signal, _S, "scope_name")
-        self.version = ledger.text_plan(signal, _S, "scope_version")
-        self.schema_s = ledger.text_plan(signal, _S, "schema_url")
-
-    def resource(self, ledger: Ledger, container, found: dict) -> None:
-        resource = container.resource
-        _attrs(ledger, self.signal, _R, resource.attributes, found)
-        _text(ledger, self.schema_r, container.schema_url, found)
-        for ref in resource.entity_refs:
-            _text(ledger, self.entity, ref.type, found)
-            for key in (*ref.id_keys, *ref.description_keys):
-                _text(ledger, self.entity, key, found)
-            _text(ledger, self.schema_r, ref.schema_url, found)
-
-    def scope(self, ledger: Ledger, container, found: dict) -> None:
-        scope = container.scope
-        _attrs(ledger, self.signal, _S, scope.attributes, found)
-        _text(ledger, self.name, scope.name, found)
-        _text(ledger, self.version, scope.version, found)
-        _text(ledger, self.schema_s, container.schema_url, found)
+def text_plans(ledger: Ledger, signal: str) -> list[Plan]:
+    """The plans of ``signal``'s free-text fields, in the table's order (made per request,
+    as key plans are memoised: a reload's new policy is read at once)."""
+    return [ledger.text_plan(signal, level, target) for level, target in TABLES[signal].texts]
 
 
-def _traces(ledger: Ledger, request, found: dict) -> None:
-    common = _Common(ledger, "traces")
-    name = ledger.text_plan("traces", Level.SPAN, "span_name")
-    status = ledger.text_plan("traces", Level.SPAN, "status_message")
-    state = ledger.text_plan("traces", Level.SPAN, "trace_state")
-    event_name = ledger.text_plan("traces", Level.EVENT, "event_name")
-    link_state = ledger.text_plan("traces", Level.LINK, "trace_state")
-    for rs in request.resource_spans:
-        common.resource(ledger, rs, found)
-        for ss in rs.scope_spans:
-            common.scope(ledger, ss, found)
-            text = ledger.text
-            for span in ss.spans:
-                _attrs(ledger, "traces", Level.SPAN, span.attributes, found)
-                text(name, span.name, found)
-                if span.HasField("status") and span.status.message:
-                    text(status, span.status.message, found)
-                if span.trace_state:
-                    text(state, span.trace_state, found)
-                for event in span.events:
-                    _attrs(ledger, "traces", Level.EVENT, event.attributes, found)
-                    _text(ledger, event_name, event.name, found)
-                for link in span.links:
-                    _attrs(ledger, "traces", Level.LINK, link.attributes, found)
-                    _text(ledger, link_state, link.trace_state, found)
-
-
-def _points(metric):
-    kind = metric.WhichOneof("data")
-    return getattr(metric, kind).data_points if kind else ()
-
-
-def _metrics(ledger: Ledger, request, found: dict) -> None:
-    common = _Common(ledger, "metrics")
-    name = ledger.text_plan("metrics", Level.DATAPOINT, "metric_name")
-    description = ledger.text_plan("metrics", Level.DATAPOINT, "metric_description")
-    unit = ledger.text_plan("metrics", Level.DATAPOINT, "metric_unit")
-    for rm in request.resource_metrics:
-        common.resource(ledger, rm, found)
-        for sm in rm.scope_metrics:
-            common.scope(ledger, sm, found)
-            for metric in sm.metrics:
-                _attrs(ledger, "metrics", Level.DATAPOINT, metric.metadata, found)
-                ledger.text(name, metric.name, found)
-                _text(ledger, description, metric.description, found)
-                _text(ledger, unit, metric.unit, found)
-                for point in _points(metric):
-                    _attrs(ledger, "metrics", Level.DATAPOINT, point.attributes, found)
-                    for exemplar in getattr(point, "exemplars", ()):
-                        _attrs(ledger, "metrics", Level.EXEMPLAR, exemplar.filtered_attributes, found)
-
-
-def _logs(ledger: Ledger, request, found: dict) -> None:
-    common = _Common(ledger, "logs")
-    body = ledger.text_plan("logs", Level.LOG, "log_body")
-    event_name = ledger.text_plan("logs", Level.LOG, "event_name")
-    severity = ledger.text_plan("logs", Level.LOG, "severity_text")
-    for rl in request.resource_logs:
-        common.resource(ledger, rl, found)
-        for sl in rl.scope_logs:
-            common.scope(ledger, sl, found)
-            for record in sl.log_records:
-                _attrs(ledger, "logs", Level.LOG, record.attributes, found)
-                if record.HasField("body"):
-                    _body(ledger, body, record.body, found)
-                _text(ledger, event_name, record.event_name, found)
-                _text(ledger, severity, record.severity_text, found)
+def _message(ledger: Ledger, signal: str, index: int, message, plans: list[Plan], found: dict) -> None:
+    """One message of the table (``index``): its fields in field-number order (``ListFields``
+    gives that order, a canonical encoder's bytes too: the native walk reads the same)."""
+    entries = _BY_NUMBER[signal][index]
+    always = _ALWAYS_OF[signal][index]
+    for fd, value in message.ListFields():
+        e = entries.get(fd.number)
+        if e is None:
+            continue
+        role = e.role
+        if role == MSG:
+            if e.flags & REPEATED:
+                for m in value:
+                    _message(ledger, signal, e.target, m, plans, found)
+            else:
+                _message(ledger, signal, e.target, value, plans, found)
+        elif role == ATTRS:
+            _attrs(ledger, signal, SPACE_LIST[e.target][1], value, found)
+        elif role == TEXT:
+            if e.flags & ALWAYS:
+                always = tuple(a for a in always if a is not e)
+            for text in value if e.flags & REPEATED else (value,):
+                _text(ledger, plans[e.target], text, found)
+        else:  # BODY
+            _body(ledger, plans[e.target], value, found)
+    for e in always:  # absent means empty: an item's name is counted all the same
+        ledger.text(plans[e.target], "", found)
 
 
 def _body(ledger: Ledger, plan: Plan, value, found: dict) -> None:
@@ -292,4 +231,8 @@ def _body(ledger: Ledger, plan: Plan, value, found: dict) -> None:
         _value(ledger, "logs", Level.LOG, plan, value, "", found, "body")
 
 
-_WALKS = {"traces": _traces, "metrics": _metrics, "logs": _logs}
+_BY_NUMBER = {signal: [{e.number: e for e in m} for m in t.messages] for signal, t in TABLES.items()}
+_ALWAYS_OF = {
+    signal: [tuple(e for e in m if e.role == TEXT and e.flags & ALWAYS) for m in t.messages]
+    for signal, t in TABLES.items()
+}
