@@ -7,6 +7,7 @@ mod engine;
 mod json;
 mod mask;
 mod sanitize;
+mod shapes;
 mod triage;
 
 #[pymodule]
@@ -16,6 +17,7 @@ fn redact_proxy_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     json::register(m)?;
     mask::register(m)?;
     sanitize::register(m)?;
+    shapes::register(m)?;
     triage::register(m)?;
     Ok(())
 }

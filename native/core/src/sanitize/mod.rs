@@ -18,7 +18,7 @@
 //! - `sanitize_query(value)` = `url.sanitize_query`
 
 mod json;
-mod pychar;
+pub(crate) mod pychar;
 mod pychar_tables;
 mod sql;
 mod sql_scan;

@@ -1,0 +1,280 @@
+//! What a surviving value looks like: the per-value checks of
+//! `redact_proxy/audit/shapes.py` (`shape_kinds`, `is_free_text`), with Python's answer
+//! on every `str` (any code point but a lone surrogate).
+//!
+//! Strategy: `shape_kinds` is one byte scan. Every class its regexes use (`_UUID`,
+//! `_DIGITS`, `_TOKEN`) is ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII, so a
+//! non-ASCII character is simply "another byte" to each of them and byte positions can
+//! stand for code points. The reference's shortcuts are all implied by what follows them,
+//! so the scan needs none: a value under `DIGIT_RUN` code points cannot hold a 9-digit run,
+//! a 20-character token or a 36-character UUID; an `isalpha()` value has no ASCII digit and
+//! no '-' (so no run, no letter/digit switch, no UUID); and on an ASCII `isalnum()` value
+//! the general rules give exactly its branch (a digit run there is bounded by letters
+//! unless the value is all digits, and the one token is the whole value). What is left:
+//! - a UUID anywhere (`re.search`) wins alone; it lies inside one maximal token run;
+//! - `digits`: a maximal run of ASCII digits, at least `DIGIT_RUN` long, with no ASCII
+//!   letter either side (the lookarounds; backtracking inside the run only ends it before
+//!   another digit, which the lookahead refuses, so only whole runs match);
+//! - `high_entropy`: a maximal run of `[A-Za-z0-9_-]` of at least `TOKEN_MIN` (what
+//!   `finditer` yields, leftmost-greedy and non-overlapping, from the first such run) with
+//!   at least `TOKEN_SWITCHES` adjacent letter/digit pairs (`classes.count(b"a0") +
+//!   classes.count(b"0a")`: the two patterns cannot overlap themselves, so `count` sees
+//!   every adjacent pair; '_' and '-' separate).
+//!
+//! `is_free_text` counts code points and ASCII spaces, then maximal runs of at least two
+//! `_WORD` characters (`[^\W\d_]`: under `re` on a str, `\w` is `isalnum()` or '_' and
+//! `\d` is `isdecimal()`, so a character is a word letter when it is `isalnum()` and not
+//! `isdecimal()`), with Python's own predicates (`sanitize::pychar`, tables dumped from
+//! the interpreter) off the ASCII path. `tests/audit/test_native_shapes.py` holds both to
+//! the reference, every code point included.
+
+use crate::sanitize::pychar::{is_alnum, is_decimal};
+
+pub const UUID: u64 = 1;
+pub const DIGITS: u64 = 2;
+pub const HIGH_ENTROPY: u64 = 4;
+
+/// shapes.py's thresholds, same names.
+pub const DIGIT_RUN: usize = 9;
+pub const TOKEN_MIN: usize = 20;
+pub const TOKEN_SWITCHES: u32 = 4;
+pub const FREE_TEXT_WORDS: usize = 4;
+/// `is_free_text`'s minimum length, in code points.
+pub const FREE_TEXT_MIN: usize = 12;
+const UUID_LEN: usize = 36;
+
+// Byte classes of the scan: outside every class (any non-ASCII byte too), digit, letter,
+// and the token's other two characters '_' and '-'.
+const OTHER: u8 = 0;
+const DIGIT: u8 = 1;
+const LETTER: u8 = 2;
+const JOIN: u8 = 3;
+
+const CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_digit() {
+            DIGIT
+        } else if c.is_ascii_alphabetic() {
+            LETTER
+        } else if c == b'_' || c == b'-' {
+            JOIN
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
+/// `len(text)` in Python: code points.
+pub fn char_len(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// `shape_kinds(text)` as a bit set of `UUID`, `DIGITS`, `HIGH_ENTROPY` (`()` is 0; a UUID
+/// comes alone).
+pub fn shape_kinds(text: &str) -> u64 {
+    let b = text.as_bytes();
+    let n = b.len();
+    if n < DIGIT_RUN {
+        return 0; // fewer bytes than DIGIT_RUN: fewer code points too
+    }
+    let mut found = 0u64;
+    let mut i = 0;
+    while i < n {
+        if CLASS[b[i] as usize] == OTHER {
+            i += 1;
+            continue;
+        }
+        // A maximal token run b[start..i]; the byte before it (if any) is OTHER.
+        let start = i;
+        let mut prev = OTHER;
+        let mut switches = 0u32;
+        let mut dash = false;
+        let mut digits_from = 0; // start of the current digit run
+        let mut digits_free = false; // ... and no letter before it
+        while i < n {
+            let c = CLASS[b[i] as usize];
+            if c == OTHER {
+                break;
+            }
+            if c != prev {
+                if c == DIGIT {
+                    digits_from = i;
+                    digits_free = prev != LETTER;
+                    switches += (prev == LETTER) as u32;
+                } else {
+                    if prev == DIGIT && digits_free && c != LETTER && i - digits_from >= DIGIT_RUN {
+                        found |= DIGITS;
+                    }
+                    if c == LETTER {
+                        switches += (prev == DIGIT) as u32;
+                    } else {
+                        dash |= b[i] == b'-';
+                    }
+                }
+                prev = c;
+            } else if c == JOIN {
+                dash |= b[i] == b'-';
+            }
+            i += 1;
+        }
+        // The run ends at the end of the text or before an OTHER byte: neither is a letter.
+        if prev == DIGIT && digits_free && i - digits_from >= DIGIT_RUN {
+            found |= DIGITS;
+        }
+        let run = &b[start..i];
+        if dash && run.len() >= UUID_LEN && has_uuid(run) {
+            return UUID; // its groups are digit runs and tokens too: the uuid says it
+        }
+        if run.len() >= TOKEN_MIN && switches >= TOKEN_SWITCHES {
+            found |= HIGH_ENTROPY;
+        }
+    }
+    found
+}
+
+/// `_UUID.search` inside one token run: a candidate starts 8 before each '-'.
+fn has_uuid(run: &[u8]) -> bool {
+    let last = run.len() - UUID_LEN; // callers pass at least UUID_LEN bytes
+    (8..=last + 8).any(|d| run[d] == b'-' && uuid_at(&run[d - 8..d - 8 + UUID_LEN]))
+}
+
+/// `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`, exactly
+/// `u` (UUID_LEN bytes).
+fn uuid_at(u: &[u8]) -> bool {
+    u.iter().enumerate().all(|(k, &c)| {
+        if matches!(k, 8 | 13 | 18 | 23) {
+            c == b'-'
+        } else {
+            c.is_ascii_hexdigit()
+        }
+    })
+}
+
+/// `is_free_text(text)`: at least `FREE_TEXT_MIN` code points, `FREE_TEXT_WORDS - 1` ASCII
+/// spaces and `FREE_TEXT_WORDS` matches of `[^\W\d_]{2,}`.
+pub fn is_free_text(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < FREE_TEXT_MIN || b.iter().filter(|&&c| c == b' ').count() < FREE_TEXT_WORDS - 1 {
+        return false;
+    }
+    // A code point is at most 4 bytes: from 4 * FREE_TEXT_MIN bytes on, no count is needed.
+    if b.len() < 4 * FREE_TEXT_MIN && char_len(text) < FREE_TEXT_MIN {
+        return false;
+    }
+    let mut words = 0;
+    let mut run = 0u32; // word letters in a row, counted to 2
+    for c in text.chars() {
+        let letter = if c.is_ascii() {
+            c.is_ascii_alphabetic()
+        } else {
+            is_alnum(c) && !is_decimal(c)
+        };
+        if !letter {
+            run = 0;
+        } else if run < 2 {
+            run += 1;
+            if run == 2 {
+                words += 1;
+                if words >= FREE_TEXT_WORDS {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    #[test]
+    fn shortcuts() {
+        assert_eq!(shape_kinds(""), 0);
+        assert_eq!(shape_kinds("12345678"), 0);
+        assert_eq!(shape_kinds("123456789"), DIGITS);
+        assert_eq!(shape_kinds("abcdefghijklmnopqrstuvwxyz"), 0);
+        assert_eq!(shape_kinds("invoice2024"), 0);
+        // ASCII alnum: all digits is digits; a letter makes the run touch it.
+        assert_eq!(shape_kinds("a123456789"), 0);
+        assert_eq!(shape_kinds("a1b2c3d4e5f6g7h8i9j"), 0); // 19: under TOKEN_MIN
+        assert_eq!(shape_kinds("a1b2c3d4e5f6g7h8i9j0"), HIGH_ENTROPY);
+        assert_eq!(shape_kinds("aaaaaaaaaaaaaaaaa1a1"), 0); // 3 switches
+        assert_eq!(shape_kinds("aaaaaaaaaaaaaaaa1a1a"), HIGH_ENTROPY); // 4
+    }
+
+    #[test]
+    fn uuid() {
+        assert_eq!(shape_kinds(U), UUID);
+        assert_eq!(shape_kinds(&U.to_uppercase()), UUID);
+        assert_eq!(shape_kinds(&format!("id={U} 123456789")), UUID);
+        assert_eq!(shape_kinds(&format!("123456789 ffff{U}ffff")), UUID); // inside a longer run
+        assert_eq!(shape_kinds(&format!("x-{U}")), UUID);
+        assert_eq!(shape_kinds("abcdefab-abcd-abcd-abcd-abcdefabcdef"), UUID); // no digit
+        assert_eq!(shape_kinds("123e4567-e89b-12d3-a456-42661417400"), DIGITS | HIGH_ENTROPY); // 11 in the last group
+        assert_eq!(shape_kinds("123e4567-e89b-12d3-a456_426614174000"), DIGITS | HIGH_ENTROPY);
+        assert_eq!(shape_kinds("123e4567-e89b-12d3-a456-42661417400g"), HIGH_ENTROPY); // the run touches g
+        assert_eq!(shape_kinds("123e4567-e89b-12d3-a456 426614174000"), DIGITS | HIGH_ENTROPY);
+        assert_eq!(shape_kinds("123e4567é-e89b-12d3-a456-426614174000"), DIGITS | HIGH_ENTROPY);
+        assert_eq!(shape_kinds("0000-0000-0000-0000-0000-0000-0000-0000-0000"), 0);
+    }
+
+    #[test]
+    fn digit_runs() {
+        assert_eq!(shape_kinds("tel: 123456789"), DIGITS);
+        assert_eq!(shape_kinds("tel: 12345678"), 0);
+        assert_eq!(shape_kinds("x123456789 "), 0);
+        assert_eq!(shape_kinds(" 123456789x"), 0);
+        assert_eq!(shape_kinds("_123456789-"), DIGITS); // '_' and '-' are no letters
+        assert_eq!(shape_kinds("é123456789é"), DIGITS); // nor is a non-ASCII letter
+        assert_eq!(shape_kinds("١٢٣٤٥٦٧٨٩ and ١٢٣٤٥٦٧٨٩"), 0); // Arabic-Indic digits are not [0-9]
+        assert_eq!(shape_kinds("a12345678 123456789"), DIGITS); // the second run
+        assert_eq!(shape_kinds("a-123456789-b"), DIGITS);
+    }
+
+    #[test]
+    fn tokens() {
+        // Entropy is per token: two short halves do not add up.
+        assert_eq!(shape_kinds("a1b2c3d4e5 f6g7h8i9j0k1l2m3"), 0);
+        assert_eq!(shape_kinds("path/a1b2c3d4e5f6g7h8i9j0"), HIGH_ENTROPY);
+        assert_eq!(shape_kinds("aaaaaaaaaaaaaaaaaaaaaaaa a1b2c3d4e5f6g7h8i9j0"), HIGH_ENTROPY); // a later run
+        assert_eq!(shape_kinds("a_1_b_2_c_3_d_4_e_5_f"), 0); // '_' separates the switches
+        assert_eq!(shape_kinds("ab12-cd34-ef56-gh78-ij90"), HIGH_ENTROPY);
+        assert_eq!(shape_kinds("123456789 a1b2c3d4e5f6g7h8i9j0"), DIGITS | HIGH_ENTROPY);
+        assert_eq!(shape_kinds("a1b2c3d4e5f6g7h8i9j0 123456789"), DIGITS | HIGH_ENTROPY);
+        assert_eq!(shape_kinds("ééééé a1b2c3d4e5f6g7h8i9j0"), HIGH_ENTROPY);
+    }
+
+    #[test]
+    fn free_text() {
+        assert!(is_free_text("the quick brown fox"));
+        assert!(!is_free_text("the quick brown"));
+        assert!(!is_free_text("ab cd ef gh")); // 11 code points
+        assert!(is_free_text("ab cd ef ghi"));
+        assert!(!is_free_text("ab_cd_ef_ghij_kl"));
+        assert!(!is_free_text("a b c d e f g h"));
+        assert!(!is_free_text("ab1 cd2 ef3 g4h"));
+        assert!(is_free_text("ab1 cd2 ef3 gh4"));
+        assert!(!is_free_text("ab\tcd\tef\tgh\tij\t"));
+        assert!(is_free_text("żółw ćma ślimak éé"));
+        assert!(!is_free_text("éé éé éé é")); // 10 code points
+        assert!(!is_free_text("éé éé éé éé")); // 11 code points, 15 bytes
+        assert!(is_free_text("éé éé éé ééé"));
+        assert!(is_free_text("a² b² c² d² e")); // '²' is alnum, not decimal: a word letter
+        assert!(!is_free_text("a٣ b٣ c٣ d٣ e")); // '٣' is decimal
+        assert!(is_free_text("ⅫⅫ ⅫⅫ ⅫⅫ ⅫⅫⅫ"));
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(char_len(""), 0);
+        assert_eq!(char_len("aé٣😀"), 4);
+    }
+}
