@@ -94,6 +94,19 @@ def test_lengths_around_thresholds(n):
         check(text)
 
 
+@pytest.mark.parametrize("n", range(50, 80))
+def test_around_64_bytes(n):
+    # The port decides values up to 64 bytes on bit masks and longer ones by a scan: every
+    # rule with its match ending at, or running past, byte 64.
+    for body in ("1" * 9, "1" * 12, TOKEN, TOKEN[:20], UUID, "a" + "1" * 9, "1" * 9 + "a", "ab cd ef gh"):
+        for pad in (" ", "x", "é", "-", "1"):
+            if len(pad.encode()) * 2 <= n:
+                lead = pad * ((n - len(body)) // len(pad.encode()))
+                check(lead + body)
+                check(body + lead)
+                check(lead[: len(lead) // 2] + body + lead[: len(lead) // 2])
+
+
 # ------------------------------------------------------------------ every code point
 
 TEMPLATES = [
@@ -155,6 +168,12 @@ PIECES = st.one_of(
 @_SETTINGS
 @given(st.lists(PIECES, max_size=8).map("".join))
 def test_pieces(text):
+    check(text)
+
+
+@_SETTINGS
+@given(st.lists(PIECES, min_size=3, max_size=12).map("".join))
+def test_long_pieces(text):
     check(text)
 
 
