@@ -32,8 +32,8 @@
 //! `\d` is `isdecimal()`, so a character is a word letter when it is `isalnum()` and not
 //! `isdecimal()`), with Python's own predicates (`sanitize::pychar`, tables dumped from
 //! the interpreter, with a bitmap of the two-byte UTF-8 range) off the ASCII path; an ASCII
-//! value of up to 64 bytes is decided on bit masks too. `tests/audit/test_native_shapes.py` holds both to
-//! the reference, every code point included.
+//! value of up to 64 bytes is decided on bit masks too. `tests/audit/test_native_shapes.py`
+//! holds both to the reference, every code point included.
 
 use std::sync::OnceLock;
 
