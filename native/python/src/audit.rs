@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use redact_core::audit::{self as core, EntrySpec, Outcome, Plan, ProgramOp, Question, Tallied};
+use redact_core::audit::{self as core, shapes, EntrySpec, Outcome, Plan, ProgramOp, Question, Tallied};
 
 #[pyclass(frozen)]
 pub struct Audit(Mutex<core::Audit>);
@@ -150,6 +150,22 @@ impl Audit {
     }
 }
 
+/// `shapes.shape_kinds(text)` as a bit set: uuid 1, digits 2, high_entropy 4 (for
+/// `tests/audit/test_native_shapes.py`; a few dozen nanoseconds, so the GIL is kept).
+#[pyfunction]
+fn audit_shape_kinds(text: &str) -> u64 {
+    shapes::shape_kinds(text)
+}
+
+/// `shapes.is_free_text(text)`.
+#[pyfunction]
+fn audit_is_free_text(text: &str) -> bool {
+    shapes::is_free_text(text)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Audit>()
+    m.add_class::<Audit>()?;
+    m.add_function(wrap_pyfunction!(audit_shape_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_is_free_text, m)?)?;
+    Ok(())
 }

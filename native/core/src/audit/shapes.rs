@@ -2,7 +2,7 @@
 //! `redact_proxy/audit/shapes.py` (`shape_kinds`, `is_free_text`), with Python's answer
 //! on every `str` (any code point but a lone surrogate).
 //!
-//! Strategy: `shape_kinds` is one byte scan. Every class its regexes use (`_UUID`,
+//! Strategy: `shape_kinds` works on bytes. Every class its regexes use (`_UUID`,
 //! `_DIGITS`, `_TOKEN`) is ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII, so a
 //! non-ASCII character is simply "another byte" to each of them and byte positions can
 //! stand for code points. The reference's shortcuts are all implied by what follows them,
@@ -21,12 +21,21 @@
 //!   classes.count(b"0a")`: the two patterns cannot overlap themselves, so `count` sees
 //!   every adjacent pair; '_' and '-' separate).
 //!
+//! A value of up to 64 bytes (nearly all of them) becomes bit masks of its classes, eight
+//! bytes at a time (SWAR), and each rule is a few word operations on them: no branch per
+//! byte, which ids (switching between letters and digits at random) would mispredict.
+//! A longer one takes a plain scan of its token runs. `cargo test` holds the two paths to
+//! each other.
+//!
 //! `is_free_text` counts code points and ASCII spaces, then maximal runs of at least two
 //! `_WORD` characters (`[^\W\d_]`: under `re` on a str, `\w` is `isalnum()` or '_' and
 //! `\d` is `isdecimal()`, so a character is a word letter when it is `isalnum()` and not
 //! `isdecimal()`), with Python's own predicates (`sanitize::pychar`, tables dumped from
-//! the interpreter) off the ASCII path. `tests/audit/test_native_shapes.py` holds both to
-//! the reference, every code point included.
+//! the interpreter, with a bitmap of the two-byte UTF-8 range) off the ASCII path; an ASCII
+//! value of up to 64 bytes is decided on bit masks too. `tests/audit/test_native_shapes.py`
+//! holds both to the reference, every code point included.
+
+use std::sync::OnceLock;
 
 use crate::sanitize::pychar::{is_alnum, is_decimal};
 
@@ -43,14 +52,14 @@ pub const FREE_TEXT_WORDS: usize = 4;
 pub const FREE_TEXT_MIN: usize = 12;
 const UUID_LEN: usize = 36;
 
-// Byte classes of the scan: outside every class (any non-ASCII byte too), digit, letter,
-// and the token's other two characters '_' and '-'.
+// Byte classes of the long-value scan (every non-ASCII byte is OTHER): digit, letter, and
+// the token's other two characters '_' and '-'.
 const OTHER: u8 = 0;
 const DIGIT: u8 = 1;
 const LETTER: u8 = 2;
 const JOIN: u8 = 3;
 
-const CLASS: [u8; 256] = {
+static CLASS: [u8; 256] = {
     let mut t = [OTHER; 256];
     let mut b = 0;
     while b < 128 {
@@ -69,6 +78,9 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// Values up to this many bytes take the bit-mask path.
+const SHORT: usize = 64;
+
 /// `len(text)` in Python: code points.
 pub fn char_len(text: &str) -> usize {
     text.chars().count()
@@ -78,10 +90,132 @@ pub fn char_len(text: &str) -> usize {
 /// comes alone).
 pub fn shape_kinds(text: &str) -> u64 {
     let b = text.as_bytes();
-    let n = b.len();
-    if n < DIGIT_RUN {
-        return 0; // fewer bytes than DIGIT_RUN: fewer code points too
+    if b.len() < DIGIT_RUN {
+        0 // fewer bytes than DIGIT_RUN: fewer code points too
+    } else if b.len() <= SHORT {
+        shape_kinds_short(b)
+    } else {
+        scan_long(b)
     }
+}
+
+/// Bit `p` set when bits `p .. p + k` of `m` are all set (`k` >= 1): windows doubled while
+/// they fit, then one overlapping shift for the rest (`k` is a constant: all unrolled).
+#[inline(always)]
+fn window(m: u64, k: u32) -> u64 {
+    let (mut acc, mut have) = (m, 1);
+    while have * 2 <= k {
+        acc &= acc >> have;
+        have *= 2;
+    }
+    if k > have {
+        acc &= acc >> (k - have);
+    }
+    acc
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` whose byte is ASCII and in `lo..=hi` (`a` is `x` with
+/// the high bits cleared, so that no sum carries into the next byte).
+#[inline(always)]
+fn in_range(a: u64, ascii: u64, lo: u8, hi: u8) -> u64 {
+    (a + ONES * u64::from(0x80 - lo)) & !(a + ONES * u64::from(0x7f - hi)) & ascii
+}
+
+/// Byte i's high bit (bytes flagged by `in_range`) to bit i.
+#[inline(always)]
+fn compress(m: u64) -> u64 {
+    ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The 8-byte words of `b` (8 < len <= SHORT) as little-endian integers with their index;
+/// the last one zero-filled past the end (read as the last 8 bytes, shifted).
+fn words(b: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    let whole = b.chunks_exact(8);
+    let rest = whole.remainder().len();
+    let full = whole.len();
+    let last = if rest == 0 {
+        None
+    } else {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&b[b.len() - 8..]);
+        Some((full, u64::from_le_bytes(bytes) >> (8 * (8 - rest))))
+    };
+    whole
+        .map(|w| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(w);
+            u64::from_le_bytes(bytes)
+        })
+        .enumerate()
+        .chain(last)
+}
+
+/// A value of at most `SHORT` bytes as bit masks (bit i: byte i), so that every rule is a
+/// handful of word operations instead of a branch per byte (ids switch between letters and
+/// digits at random, which per-byte branches mispredict). The classes are decided eight
+/// bytes at a time (SWAR). Bytes past the end are 0, which is in no class: the end of the
+/// text, as the regexes see it.
+fn shape_kinds_short(b: &[u8]) -> u64 {
+    let (mut digit, mut letter, mut dash, mut token) = (0u64, 0u64, 0u64, 0u64);
+    for (k, x) in words(b) {
+        let ascii = !x & HIGH; // a non-ASCII byte is in no class
+        let a = x & !HIGH;
+        let d = in_range(a, ascii, b'0', b'9');
+        let l = in_range(a | (ONES * 0x20), ascii, b'a', b'z');
+        let m = in_range(a, ascii, b'-', b'-');
+        let u = in_range(a, ascii, b'_', b'_');
+        digit |= compress(d) << (8 * k);
+        letter |= compress(l) << (8 * k);
+        dash |= compress(m) << (8 * k);
+        token |= compress(d | l | m | u) << (8 * k);
+    }
+    if dash != 0 && b.len() >= UUID_LEN {
+        let mut hex = digit;
+        for (k, x) in words(b) {
+            let a = x & !HIGH;
+            hex |= compress(in_range(a | (ONES * 0x20), !x & HIGH, b'a', b'f')) << (8 * k);
+        }
+        let (h4, h8, h12) = (window(hex, 4), window(hex, 8), window(hex, 12));
+        let uuid = h8 & (dash >> 8) & (h4 >> 9) & (dash >> 13) & (h4 >> 14) & (dash >> 18) & (h4 >> 19)
+            & (dash >> 23) & (h12 >> 24);
+        if uuid != 0 {
+            return UUID; // its groups are digit runs and tokens too: the uuid says it
+        }
+    }
+    if digit == 0 {
+        return 0; // no digit run, no switch
+    }
+    let mut found = 0;
+    // digits: starts of digit runs with no letter before and DIGIT_RUN digits from there;
+    // adding each start to the digit mask carries through its run to the byte after it
+    // (a carry out of bit 63 is the end of the text), which must be no letter.
+    let starts = digit & !(digit << 1) & !(letter << 1) & window(digit, DIGIT_RUN as u32);
+    let (after, past_end) = digit.overflowing_add(starts);
+    if past_end || after & !digit & !letter != 0 {
+        found |= DIGITS;
+    }
+    // high_entropy: token runs of TOKEN_MIN or more, with their letter/digit switches.
+    let switches = (digit & (letter << 1)) | (letter & (digit << 1));
+    let mut long = token & !(token << 1) & window(token, TOKEN_MIN as u32);
+    while long != 0 {
+        let start = long.trailing_zeros();
+        let len = (token >> start).trailing_ones(); // >= TOKEN_MIN
+        let run = (u64::MAX >> (64 - len)) << start;
+        if (switches & run).count_ones() >= TOKEN_SWITCHES {
+            found |= HIGH_ENTROPY;
+            break;
+        }
+        long &= long - 1;
+    }
+    found
+}
+
+/// `shape_kinds` on a value of any length: one pass over its maximal token runs.
+fn scan_long(b: &[u8]) -> u64 {
+    let n = b.len();
     let mut found = 0u64;
     let mut i = 0;
     while i < n {
@@ -139,8 +273,7 @@ pub fn shape_kinds(text: &str) -> u64 {
 
 /// `_UUID.search` inside one token run: a candidate starts 8 before each '-'.
 fn has_uuid(run: &[u8]) -> bool {
-    let last = run.len() - UUID_LEN; // callers pass at least UUID_LEN bytes
-    (8..=last + 8).any(|d| run[d] == b'-' && uuid_at(&run[d - 8..d - 8 + UUID_LEN]))
+    run.windows(UUID_LEN).any(|u| u[8] == b'-' && uuid_at(u))
 }
 
 /// `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`, exactly
@@ -156,23 +289,48 @@ fn uuid_at(u: &[u8]) -> bool {
 }
 
 /// `is_free_text(text)`: at least `FREE_TEXT_MIN` code points, `FREE_TEXT_WORDS - 1` ASCII
-/// spaces and `FREE_TEXT_WORDS` matches of `[^\W\d_]{2,}`.
+/// spaces and `FREE_TEXT_WORDS` matches of `[^\W\d_]{2,}` (maximal runs of word letters).
 pub fn is_free_text(text: &str) -> bool {
     let b = text.as_bytes();
-    if b.len() < FREE_TEXT_MIN || b.iter().filter(|&&c| c == b' ').count() < FREE_TEXT_WORDS - 1 {
+    if b.len() < FREE_TEXT_MIN {
+        return false; // fewer bytes: fewer code points
+    }
+    if b.len() <= SHORT {
+        // Bit masks of the spaces and, for ASCII, the letters (the only ASCII word letters).
+        let (mut spaces, mut letter, mut ascii) = (0u64, 0u64, true);
+        for (k, x) in words(b) {
+            let high = !x & HIGH;
+            ascii &= high == HIGH;
+            let a = x & !HIGH;
+            spaces |= compress(in_range(a, high, b' ', b' ')) << (8 * k);
+            letter |= compress(in_range(a | (ONES * 0x20), high, b'a', b'z')) << (8 * k);
+        }
+        if (spaces.count_ones() as usize) < FREE_TEXT_WORDS - 1 {
+            return false;
+        }
+        if ascii {
+            let word_starts = letter & !(letter << 1) & (letter >> 1);
+            return word_starts.count_ones() as usize >= FREE_TEXT_WORDS;
+        }
+    } else if b.iter().filter(|&&c| c == b' ').count() < FREE_TEXT_WORDS - 1 {
         return false;
     }
     // A code point is at most 4 bytes: from 4 * FREE_TEXT_MIN bytes on, no count is needed.
     if b.len() < 4 * FREE_TEXT_MIN && char_len(text) < FREE_TEXT_MIN {
         return false;
     }
+    has_words(text)
+}
+
+/// `len(_WORD.findall(text)) >= FREE_TEXT_WORDS`, code point by code point.
+fn has_words(text: &str) -> bool {
     let mut words = 0;
     let mut run = 0u32; // word letters in a row, counted to 2
     for c in text.chars() {
         let letter = if c.is_ascii() {
             c.is_ascii_alphabetic()
         } else {
-            is_alnum(c) && !is_decimal(c)
+            is_word_letter(c)
         };
         if !letter {
             run = 0;
@@ -187,6 +345,28 @@ pub fn is_free_text(text: &str) -> bool {
         }
     }
     false
+}
+
+/// `[^\W\d_]` on a non-ASCII character: `isalnum()` and not `isdecimal()`. The two-byte
+/// UTF-8 range (Latin, Greek, Cyrillic, Hebrew, Arabic, ...) from a bitmap built once from
+/// the same predicates, the rest by their table searches.
+fn is_word_letter(c: char) -> bool {
+    static TWO_BYTE: OnceLock<[u64; 32]> = OnceLock::new();
+    let cp = c as u32;
+    if cp < 0x800 {
+        let map = TWO_BYTE.get_or_init(|| {
+            let mut map = [0u64; 32];
+            for c in (0..0x800).filter_map(char::from_u32) {
+                if is_alnum(c) && !is_decimal(c) {
+                    map[c as usize / 64] |= 1 << (c as u32 % 64);
+                }
+            }
+            map
+        });
+        map[cp as usize / 64] >> (cp % 64) & 1 != 0
+    } else {
+        is_alnum(c) && !is_decimal(c)
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +450,56 @@ mod tests {
         assert!(is_free_text("a² b² c² d² e")); // '²' is alnum, not decimal: a word letter
         assert!(!is_free_text("a٣ b٣ c٣ d٣ e")); // '٣' is decimal
         assert!(is_free_text("ⅫⅫ ⅫⅫ ⅫⅫ ⅫⅫⅫ"));
+    }
+
+    /// A deterministic stream of strings over the pieces the rules turn on (xorshift64).
+    fn generated(count: usize, max_bytes: usize, mut emit: impl FnMut(&str)) {
+        const PIECES: &[&str] = &[
+            "0", "1", "9", "a", "f", "g", "Z", "F", "-", "_", " ", "é", "٣", "²", "/", "\0", "ab", "123456789",
+            "12345678", "a1b2c3d4e5", U, "123e4567-", "e89b-", "  ", "żółw", "Ⅻ",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut text = String::new();
+        for _ in 0..count {
+            text.clear();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let target = (seed % (max_bytes as u64 + 1)) as usize;
+            loop {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let piece = PIECES[(seed % PIECES.len() as u64) as usize];
+                if text.len() + piece.len() > target {
+                    break;
+                }
+                text.push_str(piece);
+            }
+            emit(&text);
+        }
+    }
+
+    #[test]
+    fn bit_masks_agree_with_the_scan() {
+        generated(300_000, SHORT, |text| {
+            let b = text.as_bytes();
+            if b.len() >= DIGIT_RUN {
+                assert_eq!(shape_kinds_short(b), scan_long(b), "{text:?}");
+            }
+            let slow = b.len() >= FREE_TEXT_MIN
+                && b.iter().filter(|&&c| c == b' ').count() >= FREE_TEXT_WORDS - 1
+                && char_len(text) >= FREE_TEXT_MIN
+                && has_words(text);
+            assert_eq!(is_free_text(text), slow, "{text:?}");
+        });
+    }
+
+    #[test]
+    fn word_letter_bitmap() {
+        for c in (0..0x1000).filter_map(char::from_u32) {
+            assert_eq!(is_word_letter(c), is_alnum(c) && !is_decimal(c), "{c:?}");
+        }
     }
 
     #[test]
