@@ -26,7 +26,7 @@ mod walk;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxSeededState};
 
 use crate::mask::{MaskSpec, Masker};
 
@@ -131,9 +131,9 @@ pub enum Outcome {
 #[derive(Default)]
 struct Plans {
     plans: Vec<Plan>,
-    top: Vec<HashMap<Box<str>, u32>>,                     // by space: key -> plan
-    nested: Vec<HashMap<Box<str>, HashMap<Box<str>, u32>>>, // by space: path -> key -> plan
-    programs: HashMap<u32, HashMap<Box<str>, u32>>,       // plan -> JSON text -> program
+    top: Vec<HashMap<Box<[u8]>, u32>>,                      // by space: key -> plan
+    nested: Vec<HashMap<Box<[u8]>, HashMap<Box<[u8]>, u32>>>, // by space: path -> key -> plan
+    programs: HashMap<u32, HashMap<Box<[u8]>, u32>>,        // plan -> JSON text -> program
     program_ops: Vec<Vec<ProgramOp>>,
     program_bytes: usize,
     texts: Vec<Option<Vec<u32>>>, // by signal: the plan of each free-text field
@@ -154,7 +154,29 @@ pub struct Audit {
     single: Vec<Masker>,
     single_names: Vec<String>,
     detector_names: Vec<String>, // in DETECTORS order: kind bit 3 + index
-    hasher: RandomState,
+    hasher: SketchHash,
+}
+
+/// The sketches' hash of a value: rustc-hash's byte hash under a random seed (per
+/// process, like Python's `hash`: nothing to reverse from a dump of a sketch), finished
+/// with murmur3's fmix64 so every bit avalanches (rustc-hash leaves that to the hash
+/// table's multiply; a sketch orders the whole 64 bits). A few ns, where SipHash costs ~15.
+pub struct SketchHash(FxSeededState);
+
+impl SketchHash {
+    fn new() -> SketchHash {
+        SketchHash(FxSeededState::with_seed(RandomState::new().hash_one(0u64) as usize))
+    }
+
+    #[inline]
+    pub fn hash(&self, data: &[u8]) -> u64 {
+        let mut h = self.0.hash_one(data);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
 }
 
 pub const UUID: u64 = shapes::UUID;
@@ -208,7 +230,7 @@ impl Audit {
             single: Vec::new(),
             single_names: Vec::new(),
             detector_names: detectors,
-            hasher: RandomState::new(),
+            hasher: SketchHash::new(),
         };
         audit.reset_plans();
         Ok(audit)
@@ -224,7 +246,7 @@ impl Audit {
 
     /// The sketch's hash of a value's UTF-8 bytes (random per process, like Python's `hash`).
     pub fn hash64(&self, data: &[u8]) -> u64 {
-        self.hasher.hash_one(data)
+        self.hasher.hash(data)
     }
 
     // --- registration (from Python, between calls) --------------------------------------
@@ -297,9 +319,9 @@ impl Audit {
         }
         self.p.keys += 1;
         if parent.is_none() {
-            self.p.top[s].insert(key.into(), plan);
+            self.p.top[s].insert(key.as_bytes().into(), plan);
         } else {
-            self.p.nested[s].entry(path.into()).or_default().insert(key.into(), plan);
+            self.p.nested[s].entry(path.as_bytes().into()).or_default().insert(key.as_bytes().into(), plan);
         }
         Ok(())
     }
@@ -317,7 +339,7 @@ impl Audit {
         }).sum::<usize>();
         self.p.program_ops.push(ops);
         let id = (self.p.program_ops.len() - 1) as u32;
-        self.p.programs.entry(plan).or_default().insert(text.into(), id);
+        self.p.programs.entry(plan).or_default().insert(text.as_bytes().into(), id);
         Ok(())
     }
 

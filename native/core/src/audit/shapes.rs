@@ -86,10 +86,10 @@ pub fn char_len(text: &str) -> usize {
     text.chars().count()
 }
 
-/// `shape_kinds(text)` as a bit set of `UUID`, `DIGITS`, `HIGH_ENTROPY` (`()` is 0; a UUID
+/// `shape_kinds(text)` on its UTF-8 bytes, as a bit set of `UUID`, `DIGITS`, `HIGH_ENTROPY` (`()` is 0; a UUID
 /// comes alone).
-pub fn shape_kinds(text: &str) -> u64 {
-    let b = text.as_bytes();
+pub fn shape_kinds(text: impl AsRef<[u8]>) -> u64 {
+    let b = text.as_ref();
     if b.len() < DIGIT_RUN {
         0 // fewer bytes than DIGIT_RUN: fewer code points too
     } else if b.len() <= SHORT {

@@ -3,12 +3,9 @@
 //! judged high-cardinality) and its k-minimum-values sketch; and the running of value
 //! operations into them, `Ledger.text` / `digits` / `other` / `key` step for step.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-
-use super::shapes::{char_len, is_free_text, shape_kinds, HIGH_ENTROPY};
+use super::shapes::{is_free_text, shape_kinds, HIGH_ENTROPY};
 use super::walk::Op;
-use super::{DetectorSet, Plan, ProgramOp};
+use super::{DetectorSet, Plan, ProgramOp, SketchHash};
 use crate::mask::Masker;
 
 pub const SKETCH_K: usize = 64; // shapes.SKETCH_K
@@ -96,30 +93,39 @@ pub(super) struct Tally<'a> {
     pub(super) programs: &'a [Vec<ProgramOp>],
     pub(super) sets: &'a [DetectorSet],
     pub(super) single: &'a [Masker],
-    pub(super) hasher: &'a RandomState,
+    pub(super) hasher: &'a SketchHash,
     pub(super) hc_bit: u64,
     pub(super) free_text_bit: u64,
     pub(super) out: Tallied,
 }
 
-enum Kinds<'s> {
-    Read(&'s str), // classify the text here
-    Given(u64),    // the reference classified it (a program)
+enum Kinds {
+    Read,       // classify the text here
+    Given(u64), // the reference classified it (a program)
+}
+
+/// `len(text)`: code points of UTF-8 bytes (the bytes that do not continue one).
+fn char_count(b: &[u8]) -> u64 {
+    if b.is_ascii() {
+        b.len() as u64
+    } else {
+        b.iter().filter(|&&c| (c as i8) >= -0x40).count() as u64
+    }
 }
 
 impl<'a> Tally<'a> {
     pub(super) fn op(&mut self, op: &Op<'_>) {
         match *op {
-            Op::Text(plan, s) => self.text(plan, s.as_bytes(), char_len(s) as u64, Kinds::Read(s)),
+            Op::Text(plan, s) => self.text(plan, s, char_count(s), Kinds::Read),
             Op::Int(plan, n) => self.int(plan, n),
             Op::Bytes(plan, b) => match std::str::from_utf8(b) {
-                Ok(s) => self.text(plan, b, char_len(s) as u64, Kinds::Read(s)),
+                Ok(_) => self.text(plan, b, char_count(b), Kinds::Read),
                 Err(_) => self.other(plan),
             },
             Op::Other(plan) => self.other(plan),
             Op::Key(plan, key) => {
                 let kinds = self.plans[plan as usize].key_kinds;
-                self.found(plan, kinds, key.as_bytes());
+                self.found(plan, kinds, key);
             }
             Op::Program(id) => {
                 let programs = self.programs;
@@ -148,9 +154,9 @@ impl<'a> Tally<'a> {
     }
 
     /// `Ledger.text`: one surviving string (`data`, `chars` code points long).
-    fn text(&mut self, plan: u32, data: &[u8], chars: u64, kinds: Kinds<'_>) {
+    fn text(&mut self, plan: u32, data: &[u8], chars: u64, kinds: Kinds) {
         let p = self.plans[plan as usize];
-        let hash = if p.skip || chars == 0 { 0 } else { self.hasher.hash_one(data) };
+        let hash = if p.skip || chars == 0 { 0 } else { self.hasher.hash(data) };
         let f = &mut self.fields[p.field as usize];
         f.values += 1;
         f.chars += chars;
@@ -168,7 +174,7 @@ impl<'a> Tally<'a> {
         }
         let kinds = match kinds {
             Kinds::Given(k) => k,
-            Kinds::Read(s) => self.classify(&p, s, chars),
+            Kinds::Read => self.classify(&p, data, chars),
         };
         if kinds != 0 {
             self.found(plan, kinds, data);
@@ -178,7 +184,7 @@ impl<'a> Tally<'a> {
     /// The kinds `Ledger.text` finds in a value of `p`: its shapes, the detectors the
     /// policy did not run on it (a named detector says more than "high entropy"), and
     /// free text under a key the registry does not know.
-    fn classify(&self, p: &Plan, s: &str, chars: u64) -> u64 {
+    fn classify(&self, p: &Plan, s: &[u8], chars: u64) -> u64 {
         let mut kinds = if p.shapes { shape_kinds(s) } else { 0 };
         if let Some(set) = p.detectors {
             let named = self.detect(set, s);
@@ -186,21 +192,25 @@ impl<'a> Tally<'a> {
                 kinds = (kinds & !HIGH_ENTROPY) | named;
             }
         }
-        if p.prose && chars >= 12 && s.bytes().filter(|&b| b == b' ').count() >= 3 && is_free_text(s) {
+        if p.prose
+            && chars >= 12
+            && s.iter().filter(|&&b| b == b' ').count() >= 3
+            && std::str::from_utf8(s).is_ok_and(is_free_text)
+        {
             kinds |= self.free_text_bit;
         }
         kinds
     }
 
     /// `shapes.Detectors.kinds`: the kinds of the set's detectors with a match in `s`.
-    fn detect(&self, set: u32, s: &str) -> u64 {
+    fn detect(&self, set: u32, s: &[u8]) -> u64 {
         let set = &self.sets[set as usize];
-        if set.all.mask_utf8(s.as_bytes()).is_none() {
+        if set.all.mask_utf8(s).is_none() {
             return 0;
         }
         let mut kinds = 0;
         for &(bit, index) in &set.single {
-            if self.single[index].mask_utf8(s.as_bytes()).is_some() {
+            if self.single[index].mask_utf8(s).is_some() {
                 kinds |= bit;
             }
         }
@@ -216,7 +226,7 @@ impl<'a> Tally<'a> {
             return;
         }
         let text = n.to_string();
-        let kinds = self.detect(set, &text);
+        let kinds = self.detect(set, text.as_bytes());
         if kinds != 0 {
             self.found(plan, kinds, text.as_bytes());
         }

@@ -5,16 +5,18 @@
 use rustc_hash::FxHashSet as HashSet;
 
 use super::{Layout, Message, Plans, Question, ALWAYS, ATTRS, BODY, MAX_DEPTH, MSG, REPEATED, TEXT};
-use crate::engine::wire::{fields, text, FIXED64, LEN, VARINT};
+use crate::engine::wire::{fields, FIXED64, LEN, VARINT};
 use crate::sanitize::pychar::is_space;
 
-/// One value operation, on the body's own bytes.
+/// One value operation, on the body's own bytes. Strings stay bytes: they were checked as
+/// UTF-8 before the audit saw them (triage's walk, the engine, the protobuf encoder), and
+/// the tallies decode only the few that need code points.
 pub enum Op<'b> {
-    Text(u32, &'b str),
+    Text(u32, &'b [u8]),
     Int(u32, i64),
     Bytes(u32, &'b [u8]), // text when it is UTF-8 (as `bytes.decode` decides), else a value with no text
     Other(u32),
-    Key(u32, &'b str), // an occurrence of a key that itself looks personal
+    Key(u32, &'b [u8]), // an occurrence of a key that itself looks personal
     Program(u32),
 }
 
@@ -26,7 +28,9 @@ pub enum Walked<'b> {
 type Res<T> = Result<T, &'static str>;
 
 pub fn run<'b>(layout: &Layout, table: &[Message], texts: &[u32], p: &Plans, body: &'b [u8]) -> Res<Walked<'b>> {
-    let mut w = Walk { l: layout, table, texts, p, ops: Vec::new(), asked: Vec::new(), asked_set: HashSet::default(), stop: false };
+    // About one value operation per 40 bytes of a typical body: grown once or not at all.
+    let ops = Vec::with_capacity(body.len() / 32);
+    let mut w = Walk { l: layout, table, texts, p, ops, asked: Vec::new(), asked_set: HashSet::default(), stop: false };
     w.message(0, body, 0)?;
     Ok(if w.asked.is_empty() { Walked::Ops(w.ops) } else { Walked::Ask(w.asked) })
 }
@@ -48,7 +52,7 @@ struct Walk<'a, 'b> {
 /// An AnyValue, as a decoder reads it (the one member set).
 enum Any<'b> {
     None,
-    Str(&'b str),
+    Str(&'b [u8]),
     Int(i64),
     Plain, // bool, double
     Array(&'b [u8]),
@@ -65,12 +69,27 @@ pub fn looks_like(s: &str) -> bool {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// `looks_like` on a string's bytes: decoded only when it starts blank or non-ASCII.
+fn looks_like_bytes(b: &[u8]) -> bool {
+    match b.first() {
+        Some(b'{' | b'[') => true,
+        Some(&c) if c >= 0x80 || c.is_ascii_whitespace() || (0x1c..=0x1f).contains(&c) || c == 0x0b => {
+            std::str::from_utf8(b).is_ok_and(looks_like)
+        }
+        _ => false,
     }
+}
+
+fn join(path: &[u8], key: &[u8]) -> Vec<u8> {
+    if path.is_empty() {
+        key.to_vec()
+    } else {
+        [path, b".", key].concat()
+    }
+}
+
+fn owned(b: &[u8]) -> Res<String> {
+    String::from_utf8(b.to_vec()).map_err(|_| "invalid UTF-8 in a string")
 }
 
 impl<'a, 'b> Walk<'a, 'b> {
@@ -102,7 +121,7 @@ impl<'a, 'b> Walk<'a, 'b> {
                 MSG => self.message(e.target, f.payload, depth + 1)?,
                 ATTRS => self.attribute(e.target, e.extra, f.payload, depth + 1)?,
                 TEXT => {
-                    let s = text(f.payload)?;
+                    let s = f.payload;
                     if !s.is_empty() || e.flags & ALWAYS != 0 {
                         let plan = self.text_plan(e.target)?;
                         self.ops.push(Op::Text(plan, s));
@@ -121,7 +140,7 @@ impl<'a, 'b> Walk<'a, 'b> {
         for (i, &slot) in m.always_slots.iter().enumerate() {
             if seen & (1u64 << slot) == 0 {
                 let plan = self.text_plan(m.always[i])?; // absent: empty, counted all the same
-                self.ops.push(Op::Text(plan, ""));
+                self.ops.push(Op::Text(plan, b""));
             }
         }
         Ok(())
@@ -137,6 +156,11 @@ impl<'a, 'b> Walk<'a, 'b> {
         }
     }
 
+    fn ask_key(&mut self, space: u32, parent: Option<u32>, path: &[u8], key: &[u8]) -> Res<()> {
+        self.ask(Question::Key { space, parent, path: owned(path)?, key: owned(key)? });
+        Ok(())
+    }
+
     /// A top-level attribute (`walk._attrs`).
     fn attribute(&mut self, space: u32, nested: u32, kv: &'b [u8], depth: u32) -> Res<()> {
         let (key, value) = self.kv(kv)?;
@@ -149,7 +173,7 @@ impl<'a, 'b> Walk<'a, 'b> {
                 }
             }
             None => {
-                self.ask(Question::Key { space, parent: None, path: String::new(), key: key.to_string() });
+                self.ask_key(space, None, b"", key)?;
                 self.stop_if_it_descends(value)?;
             }
         }
@@ -159,7 +183,7 @@ impl<'a, 'b> Walk<'a, 'b> {
     fn stop_if_it_descends(&mut self, value: Option<&'b [u8]>) -> Res<()> {
         if let Some(v) = value {
             if match self.any(v)? {
-                Any::Str(s) => looks_like(s),
+                Any::Str(s) => looks_like_bytes(s),
                 Any::Array(_) | Any::Kvlist(_) => true,
                 _ => false,
             } {
@@ -169,7 +193,7 @@ impl<'a, 'b> Walk<'a, 'b> {
         Ok(())
     }
 
-    fn key(&mut self, plan: u32, key: &'b str) -> Res<()> {
+    fn key(&mut self, plan: u32, key: &'b [u8]) -> Res<()> {
         if self.p.plans.get(plan as usize).ok_or("no such plan")?.key_kinds != 0 {
             self.ops.push(Op::Key(plan, key));
         }
@@ -177,7 +201,7 @@ impl<'a, 'b> Walk<'a, 'b> {
     }
 
     /// A value of `plan` at `path`, nested keys in `space` (`walk._value`).
-    fn value(&mut self, plan: u32, v: &'b [u8], path: &str, space: u32, depth: u32) -> Res<()> {
+    fn value(&mut self, plan: u32, v: &'b [u8], path: &[u8], space: u32, depth: u32) -> Res<()> {
         if depth > MAX_DEPTH {
             return Err("nesting too deep");
         }
@@ -185,8 +209,8 @@ impl<'a, 'b> Walk<'a, 'b> {
         match self.any(v)? {
             Any::None => {}
             Any::Str(s) => {
-                if !skip && looks_like(s) {
-                    self.json(plan, space, path, s);
+                if !skip && looks_like_bytes(s) {
+                    self.json(plan, space, path, s)?;
                 } else {
                     self.ops.push(Op::Text(plan, s));
                 }
@@ -218,15 +242,16 @@ impl<'a, 'b> Walk<'a, 'b> {
         Ok(())
     }
 
-    fn json(&mut self, plan: u32, space: u32, path: &str, s: &'b str) {
+    fn json(&mut self, plan: u32, space: u32, path: &[u8], s: &'b [u8]) -> Res<()> {
         match self.p.programs.get(&plan).and_then(|m| m.get(s)) {
             Some(&program) => self.ops.push(Op::Program(program)),
-            None => self.ask(Question::Json { plan, space, path: path.to_string(), text: s.to_string() }),
+            None => self.ask(Question::Json { plan, space, path: owned(path)?, text: owned(s)? }),
         }
+        Ok(())
     }
 
     /// The keys of a kvlist under `parent`'s value at `path` (`walk._kvlist`).
-    fn kvlist(&mut self, parent: u32, kvs: &'b [u8], path: &str, space: u32, depth: u32) -> Res<()> {
+    fn kvlist(&mut self, parent: u32, kvs: &'b [u8], path: &[u8], space: u32, depth: u32) -> Res<()> {
         for f in fields(kvs) {
             let f = f?;
             if f.number != self.l.kvlist_values {
@@ -245,7 +270,7 @@ impl<'a, 'b> Walk<'a, 'b> {
                     }
                 }
                 None => {
-                    self.ask(Question::Key { space, parent: Some(parent), path: path.to_string(), key: key.to_string() });
+                    self.ask_key(space, Some(parent), path, key)?;
                     self.stop_if_it_descends(value)?;
                 }
             }
@@ -264,16 +289,16 @@ impl<'a, 'b> Walk<'a, 'b> {
         let skip = self.p.plans.get(plan as usize).ok_or("no such plan")?.skip;
         match self.any(v)? {
             Any::Str(s) => {
-                if skip || !looks_like(s) {
+                if skip || !looks_like_bytes(s) {
                     self.ops.push(Op::Text(plan, s));
                 } else {
-                    self.json(plan, space, "", s);
+                    self.json(plan, space, b"", s)?;
                 }
             }
             Any::Kvlist(kvs) => {
                 self.ops.push(Op::Other(plan));
                 if !skip {
-                    self.kvlist(plan, kvs, "", space, depth + 1)?;
+                    self.kvlist(plan, kvs, b"", space, depth + 1)?;
                 }
             }
             Any::Array(items) => {
@@ -291,13 +316,13 @@ impl<'a, 'b> Walk<'a, 'b> {
                 }
             }
             Any::None => {}
-            _ => self.value(plan, v, "", space, depth)?,
+            _ => self.value(plan, v, b"", space, depth)?,
         }
         Ok(())
     }
 
     /// A KeyValue's key and value (each at most once: a decoder would keep the last).
-    fn kv(&self, kv: &'b [u8]) -> Res<(&'b str, Option<&'b [u8]>)> {
+    fn kv(&self, kv: &'b [u8]) -> Res<(&'b [u8], Option<&'b [u8]>)> {
         let (mut key, mut value) = (None, None);
         for f in fields(kv) {
             let f = f?;
@@ -305,7 +330,7 @@ impl<'a, 'b> Walk<'a, 'b> {
                 if f.wire != LEN || key.is_some() {
                     return Err("a KeyValue key the walk does not take");
                 }
-                key = Some(text(f.payload)?);
+                key = Some(f.payload);
             } else if f.number == self.l.kv_value {
                 if f.wire != LEN || value.is_some() {
                     return Err("a KeyValue value the walk does not take");
@@ -313,7 +338,7 @@ impl<'a, 'b> Walk<'a, 'b> {
                 value = Some(f.payload);
             }
         }
-        Ok((key.unwrap_or(""), value))
+        Ok((key.unwrap_or(b""), value))
     }
 
     fn any(&self, v: &'b [u8]) -> Res<Any<'b>> {
@@ -323,7 +348,7 @@ impl<'a, 'b> Walk<'a, 'b> {
         for f in fields(v) {
             let f = f?;
             let (wire, got) = if f.number == l.string {
-                (LEN, Any::Str(text(f.payload)?))
+                (LEN, Any::Str(f.payload))
             } else if f.number == l.int {
                 (VARINT, Any::Int(f.value as i64))
             } else if f.number == l.boolean {
