@@ -32,7 +32,8 @@
 //! protobuf, exactly as the Python codec reads and writes it, driven by a descriptor table
 //! from `redact_proxy/otlpjson.py`); `hash` (the keyed hash of `hash` rules and `{hash}`
 //! replacements); `sanitize` (the statement and URL sanitizers, ported from
-//! `redact_proxy/policy/`); `audit` (the shadow audit's per-value shape checks, a port of
+//! `redact_proxy/policy/`); `audit` (the shadow audit's walk and tallies of a scrubbed body,
+//! driven by `redact_proxy/audit/native.py`, and its per-value shape checks, a port of
 //! `redact_proxy/audit/shapes.py`). All plain Rust.
 
 pub mod audit;

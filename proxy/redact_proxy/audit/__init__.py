@@ -4,7 +4,10 @@ Strategy: an ``Auditor`` is fed what the scrub produced (``pipeline._redact``'s 
 Report: the policy applied exactly as ``serve`` applies it) and keeps counts in a bounded
 ``Ledger``: per signal, level and field path, detector hits by kind, identifier shapes,
 cardinality, free text under keys the semantic-convention registry does not know, and
-the rule that decided each field. ``redact-proxy audit`` feeds it files (``inputs.py``)
+the rule that decided each field. The walk over a request is native (``native.py``: the
+body's bytes counted in Rust, every decision still the ledger's); ``walk.py`` is the
+reference it is held to, and the path with ``native=False``. ``redact-proxy audit`` feeds
+it files (``inputs.py``)
 and prints ``report.render``; ``serve --audit`` feeds it live traffic after each scrub,
 counts findings in ``redact_proxy_audit_findings_total`` and serves ``snapshot()`` at
 ``/audit``. Neither ever prints, logs or labels a value: counts, shares, lengths and
