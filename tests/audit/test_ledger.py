@@ -8,6 +8,7 @@ import sys
 import uuid
 from array import array
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from redact_proxy.audit import Auditor, expand_kinds
@@ -55,12 +56,15 @@ def batch(rng: random.Random, n_keys: int) -> ExportTraceServiceRequest:
 
 
 def ledger_size(auditor: Auditor) -> int:
+    """The ledger's Python structures, and the native tallies, plans and memos beside them."""
     led = auditor.ledger
-    return deep_size([led.fields, led.plans, led._memos, led._personal, led.totals, led.applied])
+    native = auditor.tally.native.approx_bytes() if auditor.tally is not None else 0
+    return deep_size([led.fields, led.plans, led._memos, led._personal, led.totals, led.applied]) + native
 
 
-def test_memory_is_bounded_under_distinct_keys():
-    auditor = Auditor(policy(), max_fields=256)
+@pytest.mark.parametrize("native", [True, False], ids=["native", "reference"])
+def test_memory_is_bounded_under_distinct_keys(native):
+    auditor = Auditor(policy(), max_fields=256, native=native)
     rng = random.Random(7)
     peaks = []
     for _round in range(5):

@@ -139,6 +139,11 @@ impl Audit {
         })
     }
 
+    /// Bytes the native tallies, plans and memos hold, about.
+    fn approx_bytes(&self) -> usize {
+        self.with(|a| a.approx_bytes())
+    }
+
     /// The sketch hash of `data` (the reference ledger is given it in the differential test).
     fn hash64(&self, data: &[u8]) -> u64 {
         self.with(|a| a.hash64(data))

@@ -415,6 +415,29 @@ impl Audit {
     pub fn fields(&self) -> &[FieldState] {
         &self.fields
     }
+
+    /// Bytes the tallies, plans and memos hold, about (tables at their capacity, keys and
+    /// programs by length): what tests/audit/test_ledger.py holds bounded.
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let entry = size_of::<(Box<[u8]>, u32)>() + 1;
+        let p = &self.p;
+        let keys = |m: &HashMap<Box<[u8]>, u32>| m.capacity() * entry + m.keys().map(|k| k.len()).sum::<usize>();
+        let top: usize = p.top.iter().map(keys).sum();
+        let nested: usize = p
+            .nested
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(path, m)| path.len() + entry + size_of::<HashMap<Box<[u8]>, u32>>() + keys(m))
+            .sum();
+        let programs: usize = p.programs.values().map(keys).sum::<usize>() + p.program_bytes;
+        let fields: usize = self
+            .fields
+            .iter()
+            .map(|f| size_of::<FieldState>() + f.sketch.mins.capacity() * 8 + f.kinds.capacity() * 16)
+            .sum();
+        p.plans.capacity() * size_of::<Plan>() + top + nested + programs + fields
+    }
 }
 
 #[cfg(test)]
