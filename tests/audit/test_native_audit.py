@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from helpers.wire import field
 from redact_proxy.audit import Auditor, inputs, native
 from redact_proxy.audit.ledger import OTHER_FIELDS
 from redact_proxy.codec import Format
@@ -161,8 +162,7 @@ def test_a_body_the_walk_refuses_is_recorded_from_the_decoded_message():
     # The span's name twice: a decoder keeps the last; the native walk refuses the body.
     twice = ExportTraceServiceRequest.FromString(body)
     span = twice.resource_spans[0].scope_spans[0].spans[0]
-    tail = b"\x2a\x04" + b"ada!"  # field 5 (name), 4 bytes
-    span_bytes = span.SerializeToString() + tail
+    span_bytes = span.SerializeToString() + field(5, b"ada!")  # field 5: the name
     assert ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans[0].name == "op"
     odd = _with_span(body, span_bytes)
     assert ExportTraceServiceRequest.FromString(odd).resource_spans[0].scope_spans[0].spans[0].name == "ada!"
@@ -177,20 +177,11 @@ def _with_span(body: bytes, span: bytes) -> bytes:
     req = ExportTraceServiceRequest.FromString(body)
     ss = req.resource_spans[0].scope_spans[0]
     del ss.spans[:]
-    scope_spans = ss.SerializeToString() + _field(2, span)
+    scope_spans = ss.SerializeToString() + field(2, span)
     rs = req.resource_spans[0]
     del rs.scope_spans[:]
-    resource_spans = rs.SerializeToString() + _field(2, scope_spans)
-    return _field(1, resource_spans)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    out, n = bytearray([number << 3 | 2]), len(payload)
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
+    resource_spans = rs.SerializeToString() + field(2, scope_spans)
+    return field(1, resource_spans)
 
 
 def test_a_reload_starts_the_native_tallies_over():

@@ -28,6 +28,7 @@ use std::hash::BuildHasher;
 
 use rustc_hash::{FxHashMap as HashMap, FxSeededState};
 
+use crate::engine::Layout;
 use crate::mask::{MaskSpec, Masker};
 
 pub use tally::{FieldState, Sketch, Tallied, SKETCH_K};
@@ -65,22 +66,6 @@ impl Message {
     fn entry(&self, number: u32) -> Option<Entry> {
         self.by_number.get(number as usize).copied().flatten()
     }
-}
-
-/// Field numbers of KeyValue, AnyValue, ArrayValue and KeyValueList (from the descriptors).
-#[derive(Clone, Copy)]
-pub struct Layout {
-    pub kv_key: u32,
-    pub kv_value: u32,
-    pub string: u32,
-    pub boolean: u32,
-    pub int: u32,
-    pub double: u32,
-    pub array: u32,
-    pub kvlist: u32,
-    pub bytes: u32,
-    pub array_values: u32,
-    pub kvlist_values: u32,
 }
 
 /// How one key's (or free-text field's) values are checked: `ledger.Plan` as numbers.
@@ -188,8 +173,7 @@ impl Audit {
     /// detector name, in `detectors.DETECTORS` order.
     pub fn new(layout: [u32; 11], tables: Vec<Vec<Vec<EntrySpec>>>, n_spaces: usize, detectors: Vec<String>)
                -> Result<Audit, String> {
-        let [kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values] = layout;
-        let layout = Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values };
+        let layout = Layout::from_numbers(layout);
         let mut built = Vec::with_capacity(tables.len());
         for messages in &tables {
             let mut sig = Vec::with_capacity(messages.len());

@@ -4,8 +4,9 @@
 
 use rustc_hash::FxHashSet as HashSet;
 
-use super::{Layout, Message, Plans, Question, ALWAYS, ATTRS, BODY, MAX_DEPTH, MSG, REPEATED, TEXT};
+use super::{Message, Plans, Question, ALWAYS, ATTRS, BODY, MAX_DEPTH, MSG, REPEATED, TEXT};
 use crate::engine::wire::{fields, FIXED64, LEN, VARINT};
+use crate::engine::Layout;
 use crate::sanitize::pychar::is_space;
 
 /// One value operation, on the body's own bytes. Strings stay bytes: they were checked as
@@ -86,6 +87,17 @@ fn join(path: &[u8], key: &[u8]) -> Vec<u8> {
     } else {
         [path, b".", key].concat()
     }
+}
+
+/// The elements of an ArrayValue (AnyValue payloads).
+fn elements<'b>(l: &Layout, items: &'b [u8]) -> impl Iterator<Item = Res<&'b [u8]>> {
+    let number = l.array_values;
+    fields(items).filter_map(move |f| match f {
+        Err(e) => Some(Err(e)),
+        Ok(f) if f.number != number => None,
+        Ok(f) if f.wire != LEN => Some(Err("an array element that is not length-delimited")),
+        Ok(f) => Some(Ok(f.payload)),
+    })
 }
 
 fn owned(b: &[u8]) -> Res<String> {
@@ -225,16 +237,10 @@ impl<'a, 'b> Walk<'a, 'b> {
                 }
             }
             Any::Array(items) => {
-                for f in fields(items) {
-                    let f = f?;
-                    if f.number == self.l.array_values {
-                        if f.wire != LEN {
-                            return Err("an array element that is not length-delimited");
-                        }
-                        self.value(plan, f.payload, path, space, depth + 1)?;
-                        if self.stop {
-                            return Ok(());
-                        }
+                for item in elements(self.l, items) {
+                    self.value(plan, item?, path, space, depth + 1)?;
+                    if self.stop {
+                        return Ok(());
                     }
                 }
             }
@@ -302,16 +308,10 @@ impl<'a, 'b> Walk<'a, 'b> {
                 }
             }
             Any::Array(items) => {
-                for f in fields(items) {
-                    let f = f?;
-                    if f.number == self.l.array_values {
-                        if f.wire != LEN {
-                            return Err("an array element that is not length-delimited");
-                        }
-                        self.body(plan, space, f.payload, depth + 1)?;
-                        if self.stop {
-                            return Ok(());
-                        }
+                for item in elements(self.l, items) {
+                    self.body(plan, space, item?, depth + 1)?;
+                    if self.stop {
+                        return Ok(());
                     }
                 }
             }

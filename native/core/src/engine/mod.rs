@@ -86,6 +86,14 @@ pub struct Layout {
     pub kvlist_values: u32,
 }
 
+impl Layout {
+    /// From the numbers in this order (what `engine.py` `_layout` lists).
+    pub fn from_numbers(numbers: [u32; 11]) -> Layout {
+        let [kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values] = numbers;
+        Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values }
+    }
+}
+
 pub struct Signal {
     pub messages: Vec<Message>, // 0: the export request
     pub drops: HashMap<String, Vec<(u32, DropTest)>>, // tested key -> (rule, test), file order

@@ -60,8 +60,7 @@ pub fn build(spec: Spec, hasher: Option<Hasher>) -> Result<Engine, String> {
         };
         *slot = Some(MaskRule { all: Box::new(all), digits });
     }
-    let [kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values] = spec.layout;
-    let layout = Layout { kv_key, kv_value, string, boolean, int, double, array, kvlist, bytes, array_values, kvlist_values };
+    let layout = Layout::from_numbers(spec.layout);
     let n = spec.n_rules;
     let bad_rule = |r: u32| r as usize >= n.max(1);
     let signals = spec.signals.into_iter().map(|(m, d)| signal(m, d, spec.descend.len(), spec.texts.len()))
