@@ -173,6 +173,9 @@ impl Audit {
     /// detector name, in `detectors.DETECTORS` order.
     pub fn new(layout: [u32; 11], tables: Vec<Vec<Vec<EntrySpec>>>, n_spaces: usize, detectors: Vec<String>)
                -> Result<Audit, String> {
+        if detectors.len() + 5 > 64 {
+            return Err("more detectors than a kind set has bits".into()); // 3 shapes, 2 field kinds
+        }
         let layout = Layout::from_numbers(layout);
         let mut built = Vec::with_capacity(tables.len());
         for messages in &tables {
