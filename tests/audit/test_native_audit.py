@@ -194,3 +194,11 @@ def test_a_reload_starts_the_native_tallies_over():
     assert snap["findings"] == [] and snap["batches"] == 0
     assert fast.observe("traces", body, report)
     assert fast.snapshot()["findings"]
+
+
+def test_the_fuzz_targets_audit_table_is_current():
+    """native/fuzz/audit.json is the table audit/native.py builds today (regenerate it with
+    `python tests/fuzz/engine_spec.py --audit > native/fuzz/audit.json`)."""
+    import engine_spec
+
+    assert (ROOT / "native" / "fuzz" / "audit.json").read_text() == engine_spec.audit_json()

@@ -4,11 +4,17 @@
 //! is left in any attribute, value or scrubbed text field. Questions are answered here
 //! the way the fuzz policy would: sensitive keys deleted, `user.id` hashed, every other
 //! key kept with the mask; masks and JSON text by the same regex.
+//!
+//! The shadow audit's walk (`redact_core::audit`) reads every input and every output too,
+//! under the table of `audit.json`: it never panics, whatever the bytes, and what it holds
+//! stays bounded. Its questions are answered with made-up plans (every few keys with the
+//! detectors, keys with an '@' as personal), the way the ledger would make real ones.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use redact_core::audit::{self, Audit, Plan, ProgramOp};
 use redact_core::engine::spec::{build, Spec};
 use redact_core::engine::wire::fields;
 use redact_core::engine::{Answer, Decision, Engine, Op, Outcome, Question, ATTRS, BODY, ITEMS, MSG, TEXT};
@@ -127,10 +133,67 @@ fn check_value(f: &Fixture, v: &[u8], depth: u32) {
     }
 }
 
+type AuditArgs = ([u32; 11], Vec<Vec<Vec<audit::EntrySpec>>>, usize, Vec<String>);
+
+fn auditor() -> &'static Mutex<Audit> {
+    static A: OnceLock<Mutex<Audit>> = OnceLock::new();
+    A.get_or_init(|| {
+        let (layout, tables, spaces, detectors): AuditArgs =
+            serde_json::from_str(include_str!("../audit.json")).expect("audit.json");
+        let mut a = Audit::new(layout, tables, spaces, detectors.clone()).expect("the audit table builds");
+        a.add_detectors(&detectors).expect("the detector set builds");
+        Mutex::new(a)
+    })
+}
+
+/// A made-up plan for one question: its own field up to a cap (then field 0, as the
+/// ledger pools fields), the detectors on every third, personal when the key has an '@'.
+fn plan(a: &mut Audit, n: usize, personal: bool) -> u32 {
+    let field = if a.fields().len() < 4096 { a.add_field(n % 2 == 0, false) } else { 0 };
+    let detectors = (n % 3 == 0).then_some(0);
+    let key_kinds = if personal { 1 << 3 } else { 0 };
+    a.add_plan(Plan { field, level: (n % 8) as u8, skip: n % 7 == 0, shapes: n % 2 == 0, prose: n % 5 == 0, detectors, key_kinds })
+        .expect("a plan of a field")
+}
+
+fn audit_body(signal: usize, body: &[u8]) {
+    let mut a = auditor().lock().unwrap_or_else(|p| p.into_inner());
+    if a.plan_count() > audit::MAX_PLANS {
+        a.reset_plans();
+    }
+    let texts: Vec<u32> = (0..12).map(|i| plan(&mut a, i, false)).collect();
+    a.set_texts(signal, texts).expect("text plans");
+    for round in 0..4 {
+        match a.observe(signal, body) {
+            audit::Outcome::Done(t) => {
+                assert!(t.samples.iter().all(|(f, _)| (*f as usize) < a.fields().len()), "a sample of no field");
+                break;
+            }
+            audit::Outcome::Refused(_) => break,
+            audit::Outcome::Ask(questions) => {
+                for (i, q) in questions.into_iter().enumerate() {
+                    match q {
+                        audit::Question::Key { space, parent, path, key } => {
+                            let p = plan(&mut a, round * 31 + i, key.contains('@'));
+                            a.learn_key(space, parent, &path, &key, p).expect("a key answer");
+                        }
+                        audit::Question::Json { plan: p, text, .. } => {
+                            let ops = vec![ProgramOp::Other { plan: p }, ProgramOp::Text { plan: p, data: text.as_bytes().to_vec(), chars: 1, kinds: 1 }];
+                            a.learn_program(p, &text, ops).expect("a program");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(a.approx_bytes() < 256 << 20, "the audit's tables grew without bound");
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&first, body)) = data.split_first() else { return };
     let f = fixture();
     let signal = usize::from(first % 3);
+    audit_body(signal, body);
     for _ in 0..4 {
         match f.engine.scrub(signal, body) {
             Err(_) => return, // declined: the reference path decides
@@ -139,6 +202,7 @@ fuzz_target!(|data: &[u8]| {
                 let out = report.body.as_deref().unwrap_or(body);
                 assert!(out.len() <= 80 * body.len() + 1024, "output out of proportion to the input");
                 check(f, signal, 0, out, 0);
+                audit_body(signal, out);
                 return;
             }
         }
