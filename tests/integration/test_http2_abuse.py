@@ -157,25 +157,37 @@ def test_a_rapid_reset_flood_leaves_other_clients_served(own_proxies, grpc_upstr
                         await asyncio.sleep(0)
 
         async def victim():
-            codes = Counter()
+            # As an OTLP exporter does: UNAVAILABLE is retryable (the spec's throttling
+            # answer; the proxy sheds load with it when --max-inflight is full, which the
+            # flood's half-reset calls can fill for a moment on a loaded machine), so one
+            # is retried after a pause, up to twice. Anything else counts as it came.
+            codes, retries = Counter(), 0
             async with grpc.aio.insecure_channel(proxy.grpc_target) as channel:
                 call = channel.unary_unary(SIGNALS["traces"].grpc_method, request_serializer=None,
                                            response_deserializer=None)
                 for _ in range(20):
-                    try:
-                        await call(SMALL, timeout=10)
-                        codes["OK"] += 1
-                    except grpc.aio.AioRpcError as exc:
-                        codes[exc.code().name] += 1
+                    for attempt in range(3):
+                        try:
+                            await call(SMALL, timeout=10)
+                            codes["OK"] += 1
+                            break
+                        except grpc.aio.AioRpcError as exc:
+                            if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt < 2:
+                                retries += 1
+                                await asyncio.sleep(0.5)
+                                continue
+                            codes[exc.code().name] += 1
+                            break
                     await asyncio.sleep(0.2)
-            return codes
+            return codes, retries
 
-        _, codes = await asyncio.gather(flood(), victim())
-        return codes, resets
+        _, (codes, retries) = await asyncio.gather(flood(), victim())
+        return codes, retries, resets
 
-    codes, resets = run(attack())
+    codes, retries, resets = run(attack())
     assert resets > 1000
     assert codes == {"OK": 20}, codes
+    assert retries <= 4, f"{retries} of 20 calls shed: the flood crowds other clients out"
     growth = peak(proxy.pid) - before
     assert growth < 150 * MiB, f"peak RSS grew {growth / MiB:.0f} MiB"
     assert "ERROR" not in proxy.stderr()
