@@ -26,16 +26,7 @@ from redact_proxy.policy.compile import compile_policy
 from redact_proxy.policy.schema import DEFAULT_KEY_ENV, PolicyCase, load_file
 from redact_proxy.scrub import scrub
 from redact_proxy.scrub.attributes import hash_value
-from redact_proxy.signals import BY_NAME
-
-_JSON_ROOTS = {
-    "resourceSpans": "traces",
-    "resourceMetrics": "metrics",
-    "resourceLogs": "logs",
-    "resource_spans": "traces",
-    "resource_metrics": "metrics",
-    "resource_logs": "logs",
-}
+from redact_proxy.signals import BY_NAME, json_signal
 
 
 # --- apply ------------------------------------------------------------------------------
@@ -76,9 +67,9 @@ def _json_signal(doc: str, n: int) -> str:
         root = json.loads(doc)
     except ValueError as exc:
         raise MalformedRequest(f"document {n} is not valid JSON") from exc
-    for key, signal in _JSON_ROOTS.items():
-        if isinstance(root, dict) and key in root:
-            return signal
+    signal = json_signal(root)
+    if signal is not None:
+        return signal
     raise MalformedRequest(f"document {n} is not an OTLP export request (no resourceSpans/Metrics/Logs)")
 
 

@@ -62,6 +62,25 @@ LOGS = Signal(
 ALL: tuple[Signal, ...] = (TRACES, METRICS, LOGS)
 BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}
 NAMES: tuple[str, ...] = tuple(s.name for s in ALL)
+# The member an OTLP-JSON export request opens with, in both spellings the JSON mapping
+# accepts (lowerCamelCase and the proto field name), and its signal.
+JSON_ROOTS: dict[str, str] = {
+    "resourceSpans": "traces",
+    "resourceMetrics": "metrics",
+    "resourceLogs": "logs",
+    "resource_spans": "traces",
+    "resource_metrics": "metrics",
+    "resource_logs": "logs",
+}
+
+
+def json_signal(doc: object) -> str | None:
+    """The signal of a decoded OTLP-JSON document; None when no root member names one."""
+    if isinstance(doc, dict):
+        for key, signal in JSON_ROOTS.items():
+            if key in doc:
+                return signal
+    return None
 
 
 class Transport(enum.Enum):

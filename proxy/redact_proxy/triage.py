@@ -73,6 +73,7 @@ from redact_proxy.policy.regex import compile_regex
 from redact_proxy.policy.regex import options as regex_options
 from redact_proxy.policy.schema import LEVELS_OF
 from redact_proxy.signals import ALL, Signal, descriptor
+from redact_proxy.validate import wire_types
 
 # Field kinds and flags of the native schema (native/core/src/walk.rs).
 _PLAIN, _MESSAGE, _KEY, _TEXT, _SCALAR, _INT, _BOOL = range(7)
@@ -107,31 +108,9 @@ _ITEMS = {
 }
 
 _T = FieldDescriptor
-_VARINT = {
-    _T.TYPE_INT32,
-    _T.TYPE_INT64,
-    _T.TYPE_UINT32,
-    _T.TYPE_UINT64,
-    _T.TYPE_SINT32,
-    _T.TYPE_SINT64,
-    _T.TYPE_BOOL,
-    _T.TYPE_ENUM,
-}
-_FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
-_FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
 _TEXT_TYPES = {_T.TYPE_STRING, _T.TYPE_BYTES}
 
 _REGEX_MEMORY = 64 << 20  # bytes of DFA cache: one big alternation over ~250 KB of text
-
-
-def _wire(f: FieldDescriptor) -> tuple[int, int]:
-    """(accepted wire types as a bit mask, packed element size: 0, 1 = varint, 4, 8).
-    A repeated number is accepted packed (2) and unpacked, as decoders must."""
-    repeated = f.is_repeated
-    for types, wire, size in ((_VARINT, 0, 1), (_FIXED64, 1, 8), (_FIXED32, 5, 4)):
-        if f.type in types:
-            return (1 << wire) | (1 << 2 if repeated else 0), size if repeated else 0
-    return 1 << 2, 0  # string, bytes, message (groups: none in OTLP, and never accepted)
 
 
 def _roles() -> dict[tuple[str, str], tuple[int, int]]:
@@ -193,7 +172,7 @@ def build_schema(root: Descriptor) -> Schema:
             kind, target = _ROLES.get(pair, (_PLAIN, 0))
             if f.message_type is not None:
                 kind, target = _MESSAGE, index[f.message_type.full_name]
-            wires, packed = _wire(f)
+            wires, packed = wire_types(f)
             oneof = oneofs[f.containing_oneof.full_name] if f.containing_oneof is not None else 0
             flags = (
                 (_ITEM if pair in _ITEMS else 0)

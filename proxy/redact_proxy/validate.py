@@ -72,7 +72,7 @@ _FIXED64 = {_T.TYPE_FIXED64, _T.TYPE_SFIXED64, _T.TYPE_DOUBLE}
 _FIXED32 = {_T.TYPE_FIXED32, _T.TYPE_SFIXED32, _T.TYPE_FLOAT}
 
 
-def _wire(f: FieldDescriptor) -> tuple[int, int]:
+def wire_types(f: FieldDescriptor) -> tuple[int, int]:
     """(accepted wire types as a bit mask, packed element size). A repeated number is
     accepted packed and unpacked, by upb and by pdata alike."""
     for types, wire, size in ((_VARINT, 0, 1), (_FIXED64, 1, 8), (_FIXED32, 5, 4)):
@@ -124,7 +124,7 @@ class _Scan:
         for d in order:
             fields = []
             for f in d.fields:
-                wires, packed = _wire(f)
+                wires, packed = wire_types(f)
                 kind, target = _PLAIN, 0
                 if f.message_type is not None and f.message_type.full_name in descend:
                     kind, target = _MESSAGE, index[f.message_type.full_name]

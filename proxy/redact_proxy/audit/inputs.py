@@ -20,16 +20,9 @@ from collections.abc import Iterator
 
 from redact_proxy.codec import Format, decompress
 from redact_proxy.errors import ConfigError, MalformedRequest
+from redact_proxy.signals import json_signal
 
 MAX_FILE_BYTES = 4 << 30  # a decompressed input larger than this is refused
-_ROOTS = {
-    "resourceSpans": "traces",
-    "resourceMetrics": "metrics",
-    "resourceLogs": "logs",
-    "resource_spans": "traces",
-    "resource_metrics": "metrics",
-    "resource_logs": "logs",
-}
 _NAMED = (
     ("traces", re.compile(r"trace|span", re.I)),
     ("metrics", re.compile(r"metric", re.I)),
@@ -85,10 +78,9 @@ def _json(path: str, data: bytes, signal: str | None) -> Iterator[Body]:
 
 
 def _json_signal(doc, where: str) -> str:
-    if isinstance(doc, dict):
-        for key, signal in _ROOTS.items():
-            if key in doc:
-                return signal
+    signal = json_signal(doc)
+    if signal is not None:
+        return signal
     raise MalformedRequest(f"{where}: not an OTLP export request (no resourceSpans/Metrics/Logs)")
 
 

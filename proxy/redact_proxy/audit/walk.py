@@ -205,30 +205,10 @@ def _message(ledger: Ledger, signal: str, index: int, message, plans: list[Plan]
                 always = tuple(a for a in always if a is not e)
             for text in value if e.flags & REPEATED else (value,):
                 _text(ledger, plans[e.target], text, found)
-        else:  # BODY
-            _body(ledger, plans[e.target], value, found)
+        else:  # BODY: a value of its own plan, keys inside from the body root ("")
+            _value(ledger, signal, Level.LOG, plans[e.target], value, "", found, "body")
     for e in always:  # absent means empty: an item's name is counted all the same
         ledger.text(plans[e.target], "", found)
-
-
-def _body(ledger: Ledger, plan: Plan, value, found: dict) -> None:
-    """A log body: text, JSON text or structured; keys inside from the body root ("")."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        text = value.string_value
-        if plan.skip or not looks_like(text):
-            ledger.text(plan, text, found)
-        else:
-            _json(ledger, "logs", Level.LOG, plan, text, "", found, 0, "body")
-    elif kind == "kvlist_value":
-        ledger.other(plan)
-        if not plan.skip:
-            _kvlist(ledger, "logs", Level.LOG, plan, value.kvlist_value.values, "", found, "body")
-    elif kind == "array_value":
-        for item in value.array_value.values:
-            _body(ledger, plan, item, found)
-    elif kind is not None:
-        _value(ledger, "logs", Level.LOG, plan, value, "", found, "body")
 
 
 _BY_NUMBER = {signal: [{e.number: e for e in m} for m in t.messages] for signal, t in TABLES.items()}

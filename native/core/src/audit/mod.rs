@@ -57,8 +57,7 @@ pub struct Entry {
 
 pub struct Message {
     pub by_number: Vec<Option<Entry>>,
-    pub always: Vec<u32>, // TEXT entries counted on every item: their text field indices, by slot
-    pub always_slots: Vec<u8>,
+    pub always: Vec<(u8, u32)>, // TEXT entries counted on every item: (slot, text field index)
 }
 
 impl Message {
@@ -182,7 +181,7 @@ impl Audit {
             let mut sig = Vec::with_capacity(messages.len());
             for entries in messages {
                 let mut by_number: Vec<Option<Entry>> = Vec::new();
-                let (mut always, mut always_slots) = (Vec::new(), Vec::new());
+                let mut always = Vec::new();
                 if entries.len() > 64 {
                     return Err("a message with more than 64 entries".into());
                 }
@@ -199,11 +198,10 @@ impl Audit {
                     }
                     by_number[n] = Some(Entry { role, target, flags, extra, slot: slot as u8 });
                     if role == TEXT && flags & ALWAYS != 0 {
-                        always.push(target);
-                        always_slots.push(slot as u8);
+                        always.push((slot as u8, target));
                     }
                 }
-                sig.push(Message { by_number, always, always_slots });
+                sig.push(Message { by_number, always });
             }
             built.push(sig);
         }

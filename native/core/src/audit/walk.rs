@@ -140,8 +140,9 @@ impl<'a, 'b> Walk<'a, 'b> {
                     }
                 }
                 BODY => {
+                    // A value of its own plan, keys inside from the body root ("").
                     let plan = self.text_plan(e.target)?;
-                    self.body(plan, e.extra, f.payload, depth + 1)?;
+                    self.value(plan, f.payload, b"", e.extra, depth + 1)?;
                 }
                 _ => return Err("unknown role"),
             }
@@ -149,9 +150,9 @@ impl<'a, 'b> Walk<'a, 'b> {
                 return Ok(());
             }
         }
-        for (i, &slot) in m.always_slots.iter().enumerate() {
+        for &(slot, text) in &m.always {
             if seen & (1u64 << slot) == 0 {
-                let plan = self.text_plan(m.always[i])?; // absent: empty, counted all the same
+                let plan = self.text_plan(text)?; // absent: empty, counted all the same
                 self.ops.push(Op::Text(plan, b""));
             }
         }
@@ -283,40 +284,6 @@ impl<'a, 'b> Walk<'a, 'b> {
             if self.stop {
                 return Ok(());
             }
-        }
-        Ok(())
-    }
-
-    /// A log body (`walk._body`): text, JSON text or structured, keys from the root ("").
-    fn body(&mut self, plan: u32, space: u32, v: &'b [u8], depth: u32) -> Res<()> {
-        if depth > MAX_DEPTH {
-            return Err("nesting too deep");
-        }
-        let skip = self.p.plans.get(plan as usize).ok_or("no such plan")?.skip;
-        match self.any(v)? {
-            Any::Str(s) => {
-                if skip || !looks_like_bytes(s) {
-                    self.ops.push(Op::Text(plan, s));
-                } else {
-                    self.json(plan, space, b"", s)?;
-                }
-            }
-            Any::Kvlist(kvs) => {
-                self.ops.push(Op::Other(plan));
-                if !skip {
-                    self.kvlist(plan, kvs, b"", space, depth + 1)?;
-                }
-            }
-            Any::Array(items) => {
-                for item in elements(self.l, items) {
-                    self.body(plan, space, item?, depth + 1)?;
-                    if self.stop {
-                        return Ok(());
-                    }
-                }
-            }
-            Any::None => {}
-            _ => self.value(plan, v, b"", space, depth)?,
         }
         Ok(())
     }
