@@ -51,6 +51,13 @@ test-wheel: install
 	rm -rf .cache/dist $(WHEEL_VENV)
 	$(PIP) wheel --no-deps -q -w .cache/dist .
 	$(PYTHON) -m venv $(WHEEL_VENV)
+	# First the wheel alone, as `pip install .` leaves it: every module must import with
+	# the declared dependencies only (the test extras would hide a missing one).
+	$(WHEEL_VENV)/bin/python -m pip install -q --disable-pip-version-check --retries 10 --timeout 60 \
+		"$$(ls .cache/dist/redact_proxy-*.whl)"
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/python -c "import importlib, pkgutil, redact_proxy; \
+		[importlib.import_module(m.name) for m in pkgutil.walk_packages(redact_proxy.__path__, 'redact_proxy.') \
+		 if not m.name.endswith('__main__')]"
 	$(WHEEL_VENV)/bin/python -m pip install -q --disable-pip-version-check --retries 10 --timeout 60 \
 		"$$(ls .cache/dist/redact_proxy-*.whl)[test]"
 	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/python -c "import redact_proxy, sys; \
