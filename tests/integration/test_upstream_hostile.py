@@ -36,7 +36,7 @@ MIB = 1024 * 1024
 # Peak memory an attack may add to the proxy. Each attack below would cost at least
 # 48 MiB (the gzip bombs: 1 GiB) if the answer were read or inflated whole; the bound
 # stays well under that, with room for the allocator on a loaded machine (24.3 MiB was
-# seen once under CI load, ~0 alone).
+# seen once under CI load, against an earlier bound of 24 MiB).
 HWM_GROWTH_BOUND = 32 * MIB
 ATTACKS = 3  # answers per attack: a bound must hold for repeated ones, not just one
 
